@@ -1,0 +1,7 @@
+from .padding import (PADDING_MODES, MaxPool2dSame, build_max_pool,
+                      check_padding, conv_cfg_for, same_pad_amounts)
+
+__all__ = [
+    'PADDING_MODES', 'MaxPool2dSame', 'build_max_pool', 'check_padding',
+    'conv_cfg_for', 'same_pad_amounts'
+]

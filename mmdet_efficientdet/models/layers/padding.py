@@ -1,0 +1,70 @@
+"""TF "SAME" padding, needed for parity with TF-trained weights.
+
+TensorFlow pads ``max(0, (ceil(i / s) - 1) * s + (k - 1) * d + 1 - i)``
+pixels, the odd one at the bottom/right; PyTorch's symmetric ``k // 2``
+padding shifts every strided output by one pixel on even input sizes.
+Convolutions reuse mmcv's ``Conv2dAdaptivePadding``; max-pooling has no
+mmcv counterpart, hence :class:`MaxPool2dSame`.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+PADDING_MODES = ('same', 'symmetric')
+
+
+def check_padding(padding: str) -> str:
+    """Return ``padding`` if it is a known mode, else raise ValueError."""
+    if padding not in PADDING_MODES:
+        raise ValueError(
+            f'padding must be one of {PADDING_MODES}, got {padding!r}')
+    return padding
+
+
+def conv_cfg_for(padding: str) -> Optional[dict]:
+    """The mmcv ``conv_cfg`` that gives convolutions ``padding``."""
+    if check_padding(padding) == 'same':
+        return dict(type='Conv2dAdaptivePadding')
+    return None
+
+
+def same_pad_amounts(size: int, kernel: int, stride: int,
+                     dilation: int = 1) -> Tuple[int, int]:
+    """(before, after) padding of one spatial dim under TF SAME rules."""
+    total = max((math.ceil(size / stride) - 1) * stride +
+                (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    """Max-pooling with TF SAME padding (padded cells never win).
+
+    Example:
+        >>> import torch
+        >>> pool = MaxPool2dSame(kernel_size=3, stride=2)
+        >>> pool(torch.rand(1, 8, 7, 10)).shape
+        torch.Size([1, 8, 4, 5])
+    """
+
+    def __init__(self, kernel_size: int = 3, stride: int = 2) -> None:
+        super().__init__(kernel_size, stride, padding=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s = self.kernel_size, self.stride
+        top, bottom = same_pad_amounts(x.shape[-2], k, s)
+        left, right = same_pad_amounts(x.shape[-1], k, s)
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom), value=float('-inf'))
+        return F.max_pool2d(x, k, s)
+
+
+def build_max_pool(padding: str,
+                   kernel_size: int = 3,
+                   stride: int = 2) -> nn.Module:
+    """Max-pool of ``kernel_size`` / ``stride`` with the given padding."""
+    if check_padding(padding) == 'same':
+        return MaxPool2dSame(kernel_size, stride)
+    return nn.MaxPool2d(kernel_size, stride, padding=kernel_size // 2)
