@@ -4,6 +4,7 @@ torch and mmcv are installed by ``tools/install.sh`` first: mmcv 2.1.0 has
 no wheel for current torch and is built from source with its compiled ops,
 which pip's build isolation cannot do.
 """
+
 from setuptools import find_packages, setup
 
 setup(

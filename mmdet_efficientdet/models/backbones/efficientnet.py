@@ -1,4 +1,5 @@
 """EfficientNet B0-B7 and EfficientNet-Lite0-4 as an mmdet backbone."""
+
 from typing import List, Sequence, Tuple, Union
 
 import torch.nn as nn
@@ -11,8 +12,13 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import conv_cfg_for
-from .efficientnet_arch import (ArchSpec, decode_stages, level_stages,
-                                resolve_arch, stem_channels)
+from .efficientnet_arch import (
+    ArchSpec,
+    decode_stages,
+    level_stages,
+    resolve_arch,
+    stem_channels,
+)
 from .efficientnet_weights import load_backbone_checkpoint
 
 # TF's batch-norm defaults: epsilon 1e-3, decay 0.99 (= momentum 0.01).
@@ -62,34 +68,41 @@ class EfficientNetBackbone(BaseModule):
         (1, 320, 4, 3)
     """
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'b0',
-                 out_indices: Sequence[int] = (2, 3, 4),
-                 padding: str = 'same',
-                 norm_cfg: ConfigType = BN_TF,
-                 act_cfg: Union[dict, None] = None,
-                 drop_path_rate: float = 0.2,
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 init_cfg: OptMultiConfig = None) -> None:
+    def __init__(
+        self,
+        arch: Union[str, dict] = 'b0',
+        out_indices: Sequence[int] = (2, 3, 4),
+        padding: str = 'same',
+        norm_cfg: ConfigType = BN_TF,
+        act_cfg: Union[dict, None] = None,
+        drop_path_rate: float = 0.2,
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
+        with_cp: bool = False,
+        init_cfg: OptMultiConfig = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch: ArchSpec = resolve_arch(arch)
         blocks_per_stage = decode_stages(self.arch)
         self._level_stages = level_stages(blocks_per_stage)
         num_levels = len(self._level_stages)
         out_indices = tuple(out_indices)
-        if not out_indices or any(i not in range(num_levels)
-                                  for i in out_indices):
+        if not out_indices or any(
+            i not in range(num_levels) for i in out_indices
+        ):
             raise ValueError(
                 f'out_indices must be non-empty and in range({num_levels}) '
-                f'(reduction levels of strides 2..32), got {out_indices}')
+                f'(reduction levels of strides 2..32), got {out_indices}'
+            )
         if not -1 <= frozen_stages <= len(blocks_per_stage):
-            raise ValueError(f'frozen_stages must be in [-1, '
-                             f'{len(blocks_per_stage)}], got {frozen_stages}')
+            raise ValueError(
+                f'frozen_stages must be in [-1, '
+                f'{len(blocks_per_stage)}], got {frozen_stages}'
+            )
         if not 0 <= drop_path_rate < 1:
             raise ValueError(
-                f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+                f'drop_path_rate must be in [0, 1), got {drop_path_rate}'
+            )
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -105,7 +118,8 @@ class EfficientNetBackbone(BaseModule):
             padding=1,
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
-            act_cfg=act_cfg)
+            act_cfg=act_cfg,
+        )
         # Stages past the last requested level are not built.
         num_stages = self._level_stages[max(out_indices)] + 1
         total = sum(len(b) for b in blocks_per_stage)
@@ -120,7 +134,8 @@ class EfficientNetBackbone(BaseModule):
                     se_cfg = dict(
                         channels=block.mid_channels,
                         ratio=block.mid_channels / block.se_channels,
-                        act_cfg=(act_cfg, dict(type='Sigmoid')))
+                        act_cfg=(act_cfg, dict(type='Sigmoid')),
+                    )
                 stage.append(
                     InvertedResidual(
                         block.in_channels,
@@ -129,33 +144,38 @@ class EfficientNetBackbone(BaseModule):
                         kernel_size=block.kernel_size,
                         stride=block.stride,
                         se_cfg=se_cfg,
-                        with_expand_conv=block.mid_channels !=
-                        block.in_channels,
+                        with_expand_conv=block.mid_channels
+                        != block.in_channels,
                         conv_cfg=conv_cfg,
                         norm_cfg=norm_cfg,
                         act_cfg=act_cfg,
                         drop_path_rate=drop_path_rate * index / total,
-                        with_cp=with_cp))
+                        with_cp=with_cp,
+                    )
+                )
                 index += 1
             self.stages.append(nn.Sequential(*stage))
         self.out_channels: List[int] = [
             blocks_per_stage[self._level_stages[i]][-1].out_channels
             for i in out_indices
         ]
-        self.strides: List[int] = [2**(i + 1) for i in out_indices]
+        self.strides: List[int] = [2 ** (i + 1) for i in out_indices]
         self._freeze_stages()
 
     @property
     def block_kinds(self) -> List[List[bool]]:
         """Per stage, per block: whether it has a 1x1 expansion conv."""
-        return [[block.with_expand_conv for block in stage]
-                for stage in self.stages]
+        return [
+            [block.with_expand_conv for block in stage]
+            for stage in self.stages
+        ]
 
     def init_weights(self) -> None:
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             load_backbone_checkpoint(
-                self, cfg['checkpoint'], prefix=cfg.get('prefix'))
+                self, cfg['checkpoint'], prefix=cfg.get('prefix')
+            )
             self._is_init = True
         else:
             super().init_weights()
@@ -173,7 +193,7 @@ class EfficientNetBackbone(BaseModule):
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
             return
-        frozen = [self.stem, *self.stages[:self.frozen_stages]]
+        frozen = [self.stem, *self.stages[: self.frozen_stages]]
         for module in frozen:
             module.eval()
             for param in module.parameters():

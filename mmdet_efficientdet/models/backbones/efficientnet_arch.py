@@ -4,6 +4,7 @@ Every variant is the B0 table below decoded with a width and a depth
 multiplier (Tan & Le, "EfficientNet", ICML 2019, table 1 and section 3.3),
 so B0-B7 and Lite0-4 differ only in the numbers of :data:`ARCHS`.
 """
+
 import math
 from typing import Dict, List, NamedTuple, Optional, Union
 
@@ -14,6 +15,7 @@ class BlockRow(NamedTuple):
     ``expand_ratio == 1`` is the depthwise-separable block of stage one
     (no 1x1 expansion conv); the others are MBConv inverted residuals.
     """
+
     repeats: int
     kernel_size: int
     stride: int
@@ -42,6 +44,7 @@ class ArchSpec(NamedTuple):
     ``efficientnet_lite_builder.py``): no squeeze-excite, ReLU6, stem width
     not scaled, first and last stage repeats not scaled.
     """
+
     width: float
     depth: float
     lite: bool = False
@@ -69,6 +72,7 @@ ARCHS: Dict[str, ArchSpec] = {
 
 class BlockSpec(NamedTuple):
     """One decoded block, with its absolute channel numbers."""
+
     in_channels: int
     out_channels: int
     mid_channels: int
@@ -96,9 +100,11 @@ def resolve_arch(arch: Union[str, dict, ArchSpec]) -> ArchSpec:
     """
     if isinstance(arch, str):
         if arch not in ARCHS:
-            raise ValueError(f'unknown EfficientNet arch {arch!r}; expected '
-                             f'one of {sorted(ARCHS)} or a dict(width=..., '
-                             'depth=..., lite=...)')
+            raise ValueError(
+                f'unknown EfficientNet arch {arch!r}; expected '
+                f'one of {sorted(ARCHS)} or a dict(width=..., '
+                'depth=..., lite=...)'
+            )
         return ARCHS[arch]
     spec = ArchSpec(**arch) if isinstance(arch, dict) else arch
     if not isinstance(spec, ArchSpec):
@@ -109,8 +115,11 @@ def resolve_arch(arch: Union[str, dict, ArchSpec]) -> ArchSpec:
 
 
 def stem_channels(spec: ArchSpec) -> int:
-    return STEM_CHANNELS if spec.lite else round_channels(STEM_CHANNELS *
-                                                          spec.width)
+    return (
+        STEM_CHANNELS
+        if spec.lite
+        else round_channels(STEM_CHANNELS * spec.width)
+    )
 
 
 def decode_stages(spec: ArchSpec) -> List[List[BlockSpec]]:
@@ -120,8 +129,9 @@ def decode_stages(spec: ArchSpec) -> List[List[BlockSpec]]:
     last = len(B0_ROWS) - 1
     for i, row in enumerate(B0_ROWS):
         fixed_depth = spec.lite and i in (0, last)
-        repeats = row.repeats if fixed_depth else math.ceil(row.repeats *
-                                                            spec.depth)
+        repeats = (
+            row.repeats if fixed_depth else math.ceil(row.repeats * spec.depth)
+        )
         out_channels = round_channels(row.out_channels * spec.width)
         blocks = []
         for j in range(repeats):
@@ -134,7 +144,9 @@ def decode_stages(spec: ArchSpec) -> List[List[BlockSpec]]:
                     mid_channels=block_in * row.expand_ratio,
                     kernel_size=row.kernel_size,
                     stride=row.stride if j == 0 else 1,
-                    se_channels=se))
+                    se_channels=se,
+                )
+            )
         stages.append(blocks)
         in_channels = out_channels
     return stages

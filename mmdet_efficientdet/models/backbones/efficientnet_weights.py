@@ -13,6 +13,7 @@ Three layouts are recognised by their stem key and converted to ours:
 Classifier-head tensors (1x1 conv to 1280, its BN, the fc) are returned
 apart, under the names ``conv_head``, ``bn_head`` and ``fc``.
 """
+
 import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -83,10 +84,12 @@ def detect_layout(state_dict: StateDict) -> str:
     if '_conv_stem.weight' in state_dict:
         return 'efficientnet_pytorch'
     sample = sorted(state_dict)[:5]
-    raise ValueError('not an EfficientNet checkpoint: no stem weight under '
-                     "'stem.conv.weight' (ours), 'conv_stem.weight' (timm) "
-                     "or '_conv_stem.weight' (efficientnet_pytorch); "
-                     f'first keys: {sample}')
+    raise ValueError(
+        'not an EfficientNet checkpoint: no stem weight under '
+        "'stem.conv.weight' (ours), 'conv_stem.weight' (timm) "
+        "or '_conv_stem.weight' (efficientnet_pytorch); "
+        f'first keys: {sample}'
+    )
 
 
 def _rename(key: str, table: Dict[str, str], pattern: str) -> Optional[str]:
@@ -97,8 +100,8 @@ def _rename(key: str, table: Dict[str, str], pattern: str) -> Optional[str]:
 
 
 def convert_state_dict(
-        state_dict: StateDict,
-        stages: List[List[BlockSpec]]) -> Tuple[StateDict, StateDict, list]:
+    state_dict: StateDict, stages: List[List[BlockSpec]]
+) -> Tuple[StateDict, StateDict, list]:
     """Convert a timm / efficientnet_pytorch state dict to our layout.
 
     Args:
@@ -112,8 +115,9 @@ def convert_state_dict(
     layout = detect_layout(state_dict)
     if layout == 'ours':
         return dict(state_dict), {}, []
-    flat = [(s, b) for s, blocks in enumerate(stages)
-            for b in range(len(blocks))]
+    flat = [
+        (s, b) for s, blocks in enumerate(stages) for b in range(len(blocks))
+    ]
     name = r'(?P<name>[\w.]+?)'
     backbone, head, unknown = {}, {}, []
     for key, value in state_dict.items():
@@ -122,11 +126,17 @@ def convert_state_dict(
             m = re.fullmatch(r'blocks\.(\d+)\.(\d+)\.(.+)', key)
             if m:
                 s, b = int(m.group(1)), int(m.group(2))
-                expand = (s < len(stages) and b < len(stages[s])
-                          and stages[s][b].mid_channels
-                          != stages[s][b].in_channels)
-                inner = _rename(m.group(3), _TIMM_IR if expand else _TIMM_DS,
-                                name)
+                # blocks past the arch's depth (another variant) are read
+                # as their stage's last block, then reported as unexpected
+                ref = (
+                    stages[s][min(b, len(stages[s]) - 1)]
+                    if s < len(stages)
+                    else stages[-1][-1]
+                )
+                expand = ref.mid_channels != ref.in_channels
+                inner = _rename(
+                    m.group(3), _TIMM_IR if expand else _TIMM_DS, name
+                )
                 new = inner and f'stages.{s}.{b}.{inner}'
             else:
                 new = _rename(key, _TIMM_TOP, name)
@@ -144,7 +154,7 @@ def convert_state_dict(
         if new is None:
             unknown.append(key)
         elif new.startswith('head:'):
-            head[new[len('head:'):]] = value
+            head[new[len('head:') :]] = value
         else:
             backbone[new] = value
     return backbone, head, unknown
@@ -162,30 +172,35 @@ def read_checkpoint(path: str, prefix: Optional[str] = None) -> StateDict:
     try:
         if path.endswith('.safetensors'):
             from safetensors.torch import load_file
+
             ckpt = load_file(path)
         else:
             ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     except Exception as err:
         raise RuntimeError(
             f'could not read checkpoint {path!r} (truncated, corrupt or not '
-            f'a tensor checkpoint): {type(err).__name__}: {err}') from err
+            f'a tensor checkpoint): {type(err).__name__}: {err}'
+        ) from err
     for wrapper in ('state_dict', 'model'):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(wrapper), dict):
             ckpt = ckpt[wrapper]
             break
     if not isinstance(ckpt, dict):
-        raise RuntimeError(f'checkpoint {path!r} holds a {type(ckpt)}, not '
-                           'a state dict')
+        raise RuntimeError(
+            f'checkpoint {path!r} holds a {type(ckpt)}, not a state dict'
+        )
     if all(k.startswith('module.') for k in ckpt):
-        ckpt = {k[len('module.'):]: v for k, v in ckpt.items()}
+        ckpt = {k[len('module.') :]: v for k, v in ckpt.items()}
     if prefix:
         ckpt = {
-            k[len(prefix):]: v
-            for k, v in ckpt.items() if k.startswith(prefix)
+            k[len(prefix) :]: v
+            for k, v in ckpt.items()
+            if k.startswith(prefix)
         }
         if not ckpt:
             raise ValueError(
-                f'checkpoint {path!r} has no keys under prefix {prefix!r}')
+                f'checkpoint {path!r} has no keys under prefix {prefix!r}'
+            )
     return ckpt
 
 
@@ -195,9 +210,9 @@ def _summarise(keys: Sequence[str], limit: int = 8) -> str:
     return ', '.join(keys[:limit]) + more
 
 
-def load_backbone_checkpoint(module: nn.Module,
-                             path: str,
-                             prefix: Optional[str] = None) -> StateDict:
+def load_backbone_checkpoint(
+    module: nn.Module, path: str, prefix: Optional[str] = None
+) -> StateDict:
     """Load a checkpoint into an ``EfficientNetBackbone``, strictly.
 
     Every tensor of the module must come from the checkpoint with its exact
@@ -234,20 +249,25 @@ def load_backbone_checkpoint(module: nn.Module,
     if missing or unexpected or mismatched:
         problems = []
         if mismatched:
-            problems.append('shape mismatches (checkpoint vs model): ' +
-                            _summarise(mismatched))
+            problems.append(
+                'shape mismatches (checkpoint vs model): '
+                + _summarise(mismatched)
+            )
         if missing:
             problems.append('missing from checkpoint: ' + _summarise(missing))
         if unexpected:
-            problems.append('unexpected in checkpoint: ' +
-                            _summarise(unexpected))
+            problems.append(
+                'unexpected in checkpoint: ' + _summarise(unexpected)
+            )
         raise ValueError(
             f'checkpoint {path!r} ({layout} layout) does not fit '
             f'EfficientNetBackbone arch {module.arch} - is it another '
-            'variant? ' + '; '.join(problems))
+            'variant? ' + '; '.join(problems)
+        )
     with torch.no_grad():
         for key, value in own.items():
             value.copy_(converted[key])
     MMLogger.get_current_instance().info(
-        f'loaded {len(own)} backbone tensors from {path} ({layout} layout)')
+        f'loaded {len(own)} backbone tensors from {path} ({layout} layout)'
+    )
     return head

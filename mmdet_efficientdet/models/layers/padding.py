@@ -6,6 +6,7 @@ padding shifts every strided output by one pixel on even input sizes.
 Convolutions reuse mmcv's ``Conv2dAdaptivePadding``; max-pooling has no
 mmcv counterpart, hence :class:`MaxPool2dSame`.
 """
+
 import math
 from typing import Optional, Tuple
 
@@ -20,7 +21,8 @@ def check_padding(padding: str) -> str:
     """Return ``padding`` if it is a known mode, else raise ValueError."""
     if padding not in PADDING_MODES:
         raise ValueError(
-            f'padding must be one of {PADDING_MODES}, got {padding!r}')
+            f'padding must be one of {PADDING_MODES}, got {padding!r}'
+        )
     return padding
 
 
@@ -31,11 +33,17 @@ def conv_cfg_for(padding: str) -> Optional[dict]:
     return None
 
 
-def same_pad_amounts(size: int, kernel: int, stride: int,
-                     dilation: int = 1) -> Tuple[int, int]:
+def same_pad_amounts(
+    size: int, kernel: int, stride: int, dilation: int = 1
+) -> Tuple[int, int]:
     """(before, after) padding of one spatial dim under TF SAME rules."""
-    total = max((math.ceil(size / stride) - 1) * stride +
-                (kernel - 1) * dilation + 1 - size, 0)
+    total = max(
+        (math.ceil(size / stride) - 1) * stride
+        + (kernel - 1) * dilation
+        + 1
+        - size,
+        0,
+    )
     return total // 2, total - total // 2
 
 
@@ -61,9 +69,9 @@ class MaxPool2dSame(nn.MaxPool2d):
         return F.max_pool2d(x, k, s)
 
 
-def build_max_pool(padding: str,
-                   kernel_size: int = 3,
-                   stride: int = 2) -> nn.Module:
+def build_max_pool(
+    padding: str, kernel_size: int = 3, stride: int = 2
+) -> nn.Module:
     """Max-pool of ``kernel_size`` / ``stride`` with the given padding."""
     if check_padding(padding) == 'same':
         return MaxPool2dSame(kernel_size, stride)

@@ -1,0 +1,12 @@
+from .checkpoint_globals import (
+    allowed_checkpoint_globals,
+    checkpoint_safe_globals,
+)
+from .optim_wrappers import CPUAmpOptimWrapper, amp_optim_wrapper_type
+
+__all__ = [
+    'CPUAmpOptimWrapper',
+    'allowed_checkpoint_globals',
+    'amp_optim_wrapper_type',
+    'checkpoint_safe_globals',
+]

@@ -1,0 +1,242 @@
+"""CheckedCocoDataset: bad annotations fail early or are skipped loudly."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from mmdet_efficientdet.datasets import AnnotationError, CheckedCocoDataset
+
+CLASSES = ('circle', 'square')
+
+
+def write_coco(root, images=None, annotations=None, categories=None):
+    """Two 64x64 images with one box each, then the edits of a test."""
+    (root / 'img').mkdir(exist_ok=True)
+    images = (
+        images
+        if images is not None
+        else [
+            dict(id=1, file_name='a.png', width=64, height=64),
+            dict(id=2, file_name='b.png', width=64, height=64),
+        ]
+    )
+    for img in images:
+        cv2.imwrite(
+            str(root / 'img' / img['file_name']),
+            np.zeros((img['height'], img['width'], 3), np.uint8),
+        )
+    annotations = (
+        annotations
+        if annotations is not None
+        else [
+            dict(
+                id=1,
+                image_id=1,
+                category_id=1,
+                bbox=[4, 4, 20, 20],
+                area=400,
+                iscrowd=0,
+            ),
+            dict(
+                id=2,
+                image_id=2,
+                category_id=2,
+                bbox=[8, 8, 30, 10],
+                area=300,
+                iscrowd=0,
+            ),
+        ]
+    )
+    categories = categories or [
+        dict(id=1, name='circle'),
+        dict(id=2, name='square'),
+    ]
+    path = root / 'ann.json'
+    path.write_text(
+        json.dumps(
+            dict(images=images, annotations=annotations, categories=categories)
+        )
+    )
+    return path
+
+
+def build(root, path, **kwargs):
+    kwargs.setdefault('filter_cfg', dict(filter_empty_gt=True, min_size=32))
+    return CheckedCocoDataset(
+        ann_file=str(path),
+        data_root=str(root),
+        data_prefix=dict(img='img/'),
+        metainfo=dict(classes=CLASSES),
+        pipeline=[],
+        **kwargs,
+    )
+
+
+class Output:
+    """What the test printed so far (mmengine logs to the console)."""
+
+    def __init__(self, capfd):
+        self.capfd = capfd
+        self.seen = ''
+
+    @property
+    def text(self):
+        out, err = self.capfd.readouterr()
+        self.seen += out + err
+        return self.seen
+
+
+@pytest.fixture
+def warnings(capfd):
+    return Output(capfd)
+
+
+def test_good_file(tmp_path):
+    dataset = build(tmp_path, write_coco(tmp_path))
+    assert len(dataset) == 2
+    assert [len(d['instances']) for d in dataset] == [1, 1]
+
+
+def test_corrupt_json(tmp_path):
+    path = write_coco(tmp_path)
+    path.write_text(path.read_text()[:-30])
+    with pytest.raises(AnnotationError, match=r'not valid JSON.*line 1'):
+        build(tmp_path, path)
+
+
+def test_json_without_annotations_list(tmp_path):
+    path = tmp_path / 'ann.json'
+    path.write_text(json.dumps(dict(images=[], categories=[])))
+    with pytest.raises(AnnotationError, match="no 'annotations' list"):
+        build(tmp_path, path)
+
+
+def test_missing_annotation_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nothere.json'):
+        build(tmp_path, tmp_path / 'nothere.json')
+
+
+def test_missing_image_file(tmp_path):
+    path = write_coco(tmp_path)
+    (tmp_path / 'img' / 'b.png').unlink()
+    with pytest.raises(FileNotFoundError, match=r'1 of 2 image files.*b\.png'):
+        build(tmp_path, path)
+
+
+def test_image_without_boxes_is_a_logged_skip(tmp_path, warnings):
+    annotations = [
+        dict(
+            id=1,
+            image_id=1,
+            category_id=1,
+            bbox=[4, 4, 20, 20],
+            area=400,
+            iscrowd=0,
+        )
+    ]
+    dataset = build(tmp_path, write_coco(tmp_path, annotations=annotations))
+    assert len(dataset) == 1
+    assert 'skipped images: 1 without usable boxes' in warnings.text
+
+
+def test_every_image_skipped_is_an_error(tmp_path):
+    with pytest.raises(AnnotationError, match='no image left'):
+        build(tmp_path, write_coco(tmp_path, annotations=[]))
+
+
+def test_zero_width_box_is_a_logged_skip(tmp_path, warnings):
+    annotations = [
+        dict(
+            id=1,
+            image_id=1,
+            category_id=1,
+            bbox=[4, 4, 20, 20],
+            area=400,
+            iscrowd=0,
+        ),
+        dict(
+            id=2,
+            image_id=2,
+            category_id=2,
+            bbox=[8, 8, 0, 10],
+            area=0,
+            iscrowd=0,
+        ),
+        dict(
+            id=3,
+            image_id=2,
+            category_id=2,
+            bbox=[8, 8, 30, 10],
+            area=300,
+            iscrowd=0,
+        ),
+    ]
+    dataset = build(tmp_path, write_coco(tmp_path, annotations=annotations))
+    assert [len(d['instances']) for d in dataset] == [1, 1]
+    assert 'skipping 1 boxes narrower or lower than 1 px' in warnings.text
+    assert 'annotation id 2' in warnings.text
+
+
+def test_undeclared_category(tmp_path):
+    annotations = [
+        dict(
+            id=7,
+            image_id=1,
+            category_id=5,
+            bbox=[4, 4, 20, 20],
+            area=400,
+            iscrowd=0,
+        )
+    ]
+    with pytest.raises(
+        AnnotationError, match=r'annotation id 7 .*category_id 5'
+    ):
+        build(tmp_path, write_coco(tmp_path, annotations=annotations))
+
+
+def test_class_missing_from_categories(tmp_path):
+    path = write_coco(
+        tmp_path, categories=[dict(id=1, name='circle')], annotations=[]
+    )
+    with pytest.raises(AnnotationError, match=r"\['square'\]"):
+        build(tmp_path, path)
+
+
+def test_malformed_bbox(tmp_path):
+    annotations = [
+        dict(
+            id=3,
+            image_id=1,
+            category_id=1,
+            bbox=[4, 4, 20],
+            area=400,
+            iscrowd=0,
+        )
+    ]
+    with pytest.raises(AnnotationError, match=r'annotation id 3.*\[x, y'):
+        build(tmp_path, write_coco(tmp_path, annotations=annotations))
+
+
+def test_image_smaller_than_largest_stride_is_a_logged_skip(
+    tmp_path, warnings
+):
+    images = [
+        dict(id=1, file_name='a.png', width=64, height=64),
+        dict(id=2, file_name='b.png', width=100, height=20),
+    ]
+    dataset = build(
+        tmp_path,
+        write_coco(tmp_path, images=images),
+        filter_cfg=dict(filter_empty_gt=True, min_size=32),
+    )
+    assert len(dataset) == 1
+    assert 'skipped images: 1 smaller than 32 px' in warnings.text
+
+
+def test_test_mode_keeps_every_image(tmp_path):
+    dataset = build(
+        tmp_path, write_coco(tmp_path, annotations=[]), test_mode=True
+    )
+    assert len(dataset) == 2

@@ -1,0 +1,123 @@
+"""Train a detector with MMEngine: mmdet's ``tools/train.py`` CLI.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+
+Differences from mmdet's stock script, each for a known trap:
+``--resume`` works under torch >= 2.6 weights-only loading (only the
+classes an mmengine checkpoint holds are allowed, and only while resuming);
+``--amp`` also works on the CPU (bfloat16 autocast); distributed runs
+without CUDA use the gloo backend.
+"""
+
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmdet_efficientdet.engine import (
+    amp_optim_wrapper_type,
+    checkpoint_safe_globals,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: fp16 on CUDA, bfloat16 on the CPU',
+    )
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the total batch size',
+    )
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or without a path from the '
+        'latest checkpoint in the work dir',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value, e.g. '
+        'train_dataloader.batch_size=4',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Merge the command line into the config, as mmdet's script does."""
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} not found')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
+    if args.amp:
+        cfg.optim_wrapper.update(amp_optim_wrapper_type())
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in (
+            cfg.auto_scale_lr or {}
+        ):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr = '
+                'dict(base_batch_size=N) in the config'
+            )
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        # NCCL needs GPUs; gloo runs the same collectives on the CPU.
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        cfg.env_cfg.dist_cfg['backend'] = 'gloo'
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    # avoid recompiling too often with torch.compile (mmdet's default)
+    setup_cache_size_limit_of_dynamo()
+    cfg = build_config(args)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    with checkpoint_safe_globals():
+        runner.train()
+
+
+if __name__ == '__main__':
+    main()
