@@ -99,6 +99,7 @@ fi
 if works 'import mmdet, mmengine, pycocotools; assert mmdet.__version__ == "3.3.0"'; then
     log 'mmdet 3.3.0 present'
 else
+    log 'installing mmengine 0.10.7, mmdet 3.3.0, pycocotools'
     pip_install 'mmengine==0.10.7' 'mmdet==3.3.0' pycocotools
 fi
 if works "
@@ -107,6 +108,7 @@ assert mmdet_efficientdet.__file__.startswith('$REPO/')
 "; then
     log 'mmdet_efficientdet and test extra present'
 else
+    log "installing mmdet_efficientdet from $REPO (editable) with its tests extra"
     pip_install -e "$REPO[tests]"
 fi
 log 'done'

@@ -7,20 +7,20 @@ Differences from mmdet's stock script, each for a known trap:
 ``--resume`` works under torch >= 2.6 weights-only loading (only the
 classes an mmengine checkpoint holds are allowed, and only while resuming);
 ``--amp`` also works on the CPU (bfloat16 autocast); distributed runs
-without CUDA use the gloo backend.
+without CUDA use the gloo backend and plain BN.
 """
 
 import argparse
 import os
 import os.path as osp
 
-import torch
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdet_efficientdet.engine import (
+    adapt_launch,
     amp_optim_wrapper_type,
     checkpoint_safe_globals,
 )
@@ -99,11 +99,21 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        # NCCL needs GPUs; gloo runs the same collectives on the CPU.
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg['backend'] = 'gloo'
     return cfg
+
+
+def log_batch_size(runner: Runner) -> None:
+    """Log the batch per process and in total, next to the config's lr."""
+    world_size = runner.world_size
+    per_process = runner.cfg.train_dataloader.batch_size
+    lr = runner.cfg.optim_wrapper.optimizer.get('lr')
+    scale = runner.cfg.get('auto_scale_lr') or {}
+    runner.logger.info(
+        f'batch size: {per_process} per process x {world_size} processes = '
+        f'{per_process * world_size}; config lr {lr} for a batch of '
+        f'{scale.get("base_batch_size", "?")}, auto-scaled: '
+        f'{bool(scale.get("enable"))}'
+    )
 
 
 def main() -> None:
@@ -111,10 +121,17 @@ def main() -> None:
     # avoid recompiling too often with torch.compile (mmdet's default)
     setup_cache_size_limit_of_dynamo()
     cfg = build_config(args)
+    switched = adapt_launch(cfg, args.launcher)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
+    if switched:
+        runner.logger.info(
+            'no CUDA: distributed over gloo, SyncBN -> BN in '
+            + ', '.join(switched)
+        )
+    log_batch_size(runner)
     with checkpoint_safe_globals():
         runner.train()
 

@@ -3,7 +3,8 @@
 torch >= 2.6 loads checkpoints weights-only by default, and mmengine 0.10.7
 calls ``torch.load`` without ``weights_only``, so ``--resume`` stops with
 ``Unsupported global: GLOBAL mmengine.logging.history_buffer.HistoryBuffer``
-(the message hub's logged scalars, held in numpy arrays and scalars).
+(the message hub's logged scalars, held in numpy arrays and scalars, and
+their statistics methods, pickled as ``getattr(HistoryBuffer, 'mean')``).
 
 Rather than switching weights-only loading off - which would unpickle any
 object a checkpoint file names - :func:`checkpoint_safe_globals` allows
@@ -12,7 +13,8 @@ its ``with`` block.
 """
 
 import contextlib
-from typing import Iterator, List
+import pickle
+from typing import Callable, Iterator, List
 
 import numpy as np
 import torch
@@ -39,9 +41,33 @@ def _numpy_globals() -> List:
     return found
 
 
+def _history_buffer_method(owner: type, name: str) -> Callable:
+    """Stands in for ``builtins.getattr`` while loading: only the statistics
+    methods of ``HistoryBuffer`` may be looked up, nothing else."""
+    # mmengine registers its own four on the first HistoryBuffer(); users
+    # may register more with HistoryBuffer.register_statistics
+    known = {
+        'min',
+        'max',
+        'current',
+        'mean',
+        *HistoryBuffer._statistics_methods,
+    }
+    if owner is HistoryBuffer and name in known:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({owner!r}, {name!r}); only '
+        'HistoryBuffer statistics methods are allowed'
+    )
+
+
 def allowed_checkpoint_globals() -> List:
-    """Every non-tensor class an mmengine checkpoint of ours may hold."""
-    return [HistoryBuffer, *_numpy_globals()]
+    """Every non-tensor global an mmengine checkpoint of ours may hold."""
+    return [
+        HistoryBuffer,
+        (_history_buffer_method, 'builtins.getattr'),
+        *_numpy_globals(),
+    ]
 
 
 @contextlib.contextmanager

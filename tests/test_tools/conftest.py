@@ -1,0 +1,72 @@
+"""A tiny quickstart: the real config, shrunk to seconds of CPU work."""
+
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from mmdet_efficientdet.datasets import make_shapes_dataset
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QUICKSTART = osp.join(
+    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+)
+
+TINY = """
+_base_ = {quickstart!r}
+from mmdet_efficientdet.scaling import scaled_config
+
+globals().update(scaled_config(_base_, 'lite0', image_size=128))
+# re-scaling resets the backbone weights to the variant's; keep the
+# quickstart's local ImageNet Lite0 file
+model['backbone']['init_cfg'] = _base_['model']['backbone']['init_cfg']
+data_root = {root!r}
+# deterministic pipeline: a resumed run must see the same batches
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
+    dict(type='PackDetInputs')
+]
+for loader in (train_dataloader, val_dataloader, test_dataloader):
+    loader.update(batch_size=4, num_workers=0, persistent_workers=False)
+    loader['dataset']['data_root'] = data_root
+train_dataloader['dataset']['pipeline'] = train_pipeline
+val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=2, val_interval=2)
+default_hooks = dict(
+    checkpoint=dict(interval=1, max_keep_ckpts=-1),
+    logger=dict(interval=1))
+randomness = dict(seed=0)
+"""
+
+
+@pytest.fixture(scope='session')
+def tiny_config(tmp_path_factory):
+    """Config file of a 2-epoch, 4-iterations-per-epoch Lite0 run."""
+    root = tmp_path_factory.mktemp('shapes')
+    make_shapes_dataset(str(root), num_train=16, num_val=8, image_size=128)
+    path = root / 'tiny_quickstart.py'
+    path.write_text(TINY.format(quickstart=QUICKSTART, root=str(root) + '/'))
+    return str(path)
+
+
+def _run_tool(*args, timeout=600):
+    """Run a script of tools/ as a user would; return its output."""
+    out = subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-5000:]
+    return text
+
+
+@pytest.fixture(scope='session')
+def run_tool():
+    return _run_tool
