@@ -1,4 +1,4 @@
-"""tools/dist_train.sh over gloo on the CPU, --amp on the CPU, tools/test.py."""
+"""dist_train.sh over gloo on the CPU, --amp on the CPU, tools/test.py."""
 
 import glob
 import os.path as osp
