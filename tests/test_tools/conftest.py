@@ -70,3 +70,18 @@ def _run_tool(*args, timeout=600):
 @pytest.fixture(scope='session')
 def run_tool():
     return _run_tool
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tiny_config, tmp_path_factory, run_tool):
+    """A checkpoint of one epoch of the tiny run."""
+    work = str(tmp_path_factory.mktemp('tiny_run'))
+    run_tool(
+        'tools/train.py',
+        tiny_config,
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+    )
+    return osp.join(work, 'epoch_1.pth')

@@ -5,6 +5,7 @@ import os.path as osp
 import re
 import subprocess
 
+import cv2
 import torch
 
 from mmdet_efficientdet.engine import CPUAmpOptimWrapper
@@ -77,28 +78,42 @@ def test_cpu_amp_wrapper_autocasts_to_bfloat16():
     assert model.weight.grad is None  # zeroed after the step
 
 
-def test_test_tool_evaluates_a_checkpoint(tiny_config, tmp_path, run_tool):
-    work = str(tmp_path / 'run')
-    run_tool(
-        'tools/train.py',
-        tiny_config,
-        '--work-dir',
-        work,
-        '--cfg-options',
-        'train_cfg.max_epochs=1',
-    )
+def test_test_tool_evaluates_a_checkpoint(
+    tiny_config, tiny_checkpoint, tmp_path, run_tool
+):
     out = str(tmp_path / 'results.pkl')
     log = run_tool(
         'tools/test.py',
         tiny_config,
-        osp.join(work, 'epoch_1.pth'),
+        tiny_checkpoint,
         '--work-dir',
-        work,
+        str(tmp_path),
         '--out',
         out,
     )
     assert 'coco/bbox_mAP:' in log
     assert osp.isfile(out)
+
+
+def test_demo_draws_detections(
+    tiny_config, tiny_checkpoint, tmp_path, run_tool
+):
+    root = osp.dirname(tiny_config)
+    image = osp.join(root, 'val', '00001.png')
+    out = str(tmp_path / 'demo.jpg')
+    log = run_tool(
+        'tools/demo.py',
+        image,
+        tiny_config,
+        tiny_checkpoint,
+        '--out',
+        out,
+        '--score-thr',
+        '0.0',
+    )
+    assert 'detections with score >= 0.0' in log
+    drawn = cv2.imread(out)
+    assert drawn.shape == cv2.imread(image).shape
 
 
 def test_train_tool_names_a_missing_config(run_tool, tmp_path):

@@ -1,0 +1,42 @@
+"""The quickstart, shortened: the loss falls and mAP rises above a floor.
+
+The full quickstart (``bash tools/quickstart.sh``, 12 epochs on 400 images)
+is measured by hand; this runs the same config on fewer images for fewer
+epochs, to keep CI within minutes.
+"""
+
+import re
+
+from mmdet_efficientdet.datasets import make_shapes_dataset
+
+NUM_TRAIN = 96
+EPOCHS = 4
+MAP_FLOOR = 0.05
+
+
+def test_short_quickstart_learns(tmp_path, run_tool):
+    root = str(tmp_path / 'shapes') + '/'
+    make_shapes_dataset(root, num_train=NUM_TRAIN, num_val=32)
+    work = str(tmp_path / 'work')
+    log = run_tool(
+        'tools/train.py',
+        'configs/quickstart/efficientdet-lite0_1xb8-12e_shapes.py',
+        '--work-dir',
+        work,
+        '--cfg-options',
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'val_evaluator.ann_file={root}annotations/val.json',
+        f'test_evaluator.ann_file={root}annotations/val.json',
+        f'train_cfg.max_epochs={EPOCHS}',
+        f'train_cfg.val_interval={EPOCHS}',
+        'default_hooks.logger.interval=2',
+        timeout=1200,
+    )
+    losses = [float(v) for v in re.findall(r' loss: ([0-9.]+)', log)]
+    assert len(losses) >= 8, log[-3000:]
+    first, last = losses[:3], losses[-3:]
+    assert sum(last) / 3 < 0.7 * sum(first) / 3, losses
+    maps = [float(v) for v in re.findall(r'coco/bbox_mAP: ([0-9.]+)', log)]
+    assert maps and maps[-1] >= MAP_FLOOR, maps
