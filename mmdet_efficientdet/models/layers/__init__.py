@@ -1,7 +1,19 @@
-from .padding import (PADDING_MODES, MaxPool2dSame, build_max_pool,
-                      check_padding, conv_cfg_for, same_pad_amounts)
+from .conv_bias import add_conv_bias
+from .padding import (
+    PADDING_MODES,
+    MaxPool2dSame,
+    build_max_pool,
+    check_padding,
+    conv_cfg_for,
+    same_pad_amounts,
+)
 
 __all__ = [
-    'PADDING_MODES', 'MaxPool2dSame', 'build_max_pool', 'check_padding',
-    'conv_cfg_for', 'same_pad_amounts'
+    'PADDING_MODES',
+    'MaxPool2dSame',
+    'build_max_pool',
+    'check_padding',
+    'conv_cfg_for',
+    'same_pad_amounts',
+    'add_conv_bias',
 ]

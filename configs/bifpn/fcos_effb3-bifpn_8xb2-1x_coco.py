@@ -1,0 +1,36 @@
+# FCOS with EfficientNet-B3 and a BiFPN of EfficientDet-D3's size (160
+# wide, 6 layers, TF layout, GroupNorm like the FCOS head). Not tuned: no
+# COCO result is claimed for this mix.
+_base_ = './fcos_r50-caffe-bifpn_8xb2-1x_coco.py'
+
+# timm's ImageNet weights of TF EfficientNet-B3 (AutoAugment), converted
+# to this package's layout on load (the URL timm 1.0 lists for
+# tf_efficientnet_b3.aa_in1k)
+checkpoint = 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/tf_efficientnet_b3_aa-84b4657e.pth'
+bifpn_width = 160
+
+model = dict(
+    # ImageNet statistics of the timm weights, RGB, instead of caffe's BGR
+    data_preprocessor=dict(
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+    ),
+    backbone=dict(
+        _delete_=True,
+        type='EfficientNetBackbone',
+        arch='b3',
+        out_indices=(2, 3, 4),  # C3-C5: 48, 136, 384 channels
+        padding='same',
+        norm_cfg=dict(type='SyncBN', eps=1e-3, momentum=0.01),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint),
+    ),
+    neck=dict(
+        in_channels=[48, 136, 384],
+        out_channels=bifpn_width,
+        num_stages=6,
+        padding='same',
+        conv_bias=True,
+    ),
+    bbox_head=dict(in_channels=bifpn_width, feat_channels=bifpn_width),
+)
