@@ -1,1 +1,3 @@
-__all__ = []
+from .efficientdet_head import EfficientDetHead
+
+__all__ = ['EfficientDetHead']

@@ -1,0 +1,83 @@
+# EfficientDet: the parts that no compound coefficient changes. What the
+# variant decides - backbone arch, BiFPN width / layers / fusion, head
+# depth, anchor strides and scale, activation, input normalisation and size
+# - is filled in by the configs in configs/efficientdet/ from
+# mmdet_efficientdet.scaling; this file alone does not build.
+
+# TF batch norm: epsilon 1e-3, decay 0.99 (= momentum 0.01). SyncBN as in
+# the official multi-device training; on one device it runs as plain BN.
+norm_cfg = dict(type='SyncBN', eps=1e-3, momentum=0.01)
+# Official box loss: Huber(delta) on the deltas, weighted 50 and normalised
+# by 4 * (positives + 1). mmdet's SmoothL1Loss(beta=delta) is Huber / delta,
+# and EfficientDetHead normalises by positives + 1.
+huber_delta = 0.1
+box_loss_weight = 50.0
+
+model = dict(
+    type='SingleStageDetector',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        bgr_to_rgb=True,
+        # padded after normalisation, with 0, as the official input
+        # pipeline pads
+        pad_value=0,
+    ),
+    backbone=dict(
+        type='EfficientNetBackbone', padding='same', norm_cfg=norm_cfg
+    ),
+    neck=dict(
+        type='BiFPNNeck', padding='same', conv_bias=True, norm_cfg=norm_cfg
+    ),
+    bbox_head=dict(
+        type='EfficientDetHead',
+        num_classes=80,
+        padding='same',
+        conv_bias=True,
+        norm_cfg=norm_cfg,
+        prior_prob=0.01,
+        anchor_generator=dict(
+            type='EfficientDetAnchorGenerator',
+            scales_per_octave=3,
+            # (width, height) multipliers, as the official aspect_ratios
+            aspect_ratios=[(1.0, 1.0), (1.4, 0.7), (0.7, 1.4)],
+        ),
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[0.0, 0.0, 0.0, 0.0],
+            target_stds=[1.0, 1.0, 1.0, 1.0],
+        ),
+        loss_cls=dict(
+            type='FocalLoss',
+            use_sigmoid=True,
+            gamma=1.5,
+            alpha=0.25,
+            loss_weight=1.0,
+        ),
+        loss_bbox=dict(
+            type='SmoothL1Loss',
+            beta=huber_delta,
+            loss_weight=box_loss_weight * huber_delta / 4,
+        ),
+    ),
+    train_cfg=dict(
+        # IoU >= 0.5 positive, < 0.5 negative, and every ground truth takes
+        # its best anchor, as the official ArgMaxMatcher
+        assigner=dict(
+            type='EfficientDetAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5
+        ),
+        sampler=dict(type='PseudoSampler'),
+        allowed_border=-1,
+        pos_weight=-1,
+        debug=False,
+    ),
+    test_cfg=dict(
+        # official max_detection_points: best 5000 (anchor, class) scores
+        # over all levels
+        nms_pre=5000,
+        score_thr=0.0,
+        # hard NMS; the official evaluation uses gaussian soft-NMS, sigma
+        # 0.5 (type='soft_nms', method='gaussian', sigma=0.5, min_score=0)
+        nms=dict(type='nms', iou_threshold=0.5),
+        max_per_img=100,
+    ),
+)

@@ -1,0 +1,62 @@
+# The official EfficientDet schedule: SGD, linear warm-up for one epoch,
+# cosine decay to 0 over 300 epochs, EMA of the weights.
+# runtime (default_scope, hooks, logging, env) from mmdet; the hooks
+# below override its defaults
+_base_ = 'mmdet::_base_/default_runtime.py'
+
+max_epochs = 300
+# 0.08 per 64 images; the configs' nominal batch is 8 GPUs x 16 = 128
+base_lr = 0.16
+warmup_lr = 0.008  # official lr_warmup_init, absolute
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=4e-5),
+    # decay on conv / linear weights only (official regex
+    # '.*(kernel|weight):0$'): not norms, biases or BiFPN fusion weights
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={'fusion.weight': dict(decay_mult=0.0)},
+    ),
+    clip_grad=dict(max_norm=10.0, norm_type=2),
+)
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=warmup_lr / base_lr,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=0.0,
+        T_max=max_epochs - 1,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    ),
+]
+train_cfg = dict(
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10
+)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+auto_scale_lr = dict(enable=False, base_batch_size=128)
+
+# official moving_average_decay 0.9998
+custom_hooks = [
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=2e-4,
+        update_buffers=True,
+        priority=49,
+    )
+]
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3)
+)
