@@ -1,10 +1,12 @@
 """CheckedCocoDataset: bad annotations fail early or are skipped loudly."""
 
 import json
+import logging
 
 import cv2
 import numpy as np
 import pytest
+from mmengine.logging import MMLogger
 
 from mmdet_efficientdet.datasets import AnnotationError, CheckedCocoDataset
 
@@ -74,23 +76,30 @@ def build(root, path, **kwargs):
     )
 
 
-class Output:
-    """What the test printed so far (mmengine logs to the console)."""
+class Collected(logging.Handler):
+    """Messages logged through mmengine's current logger."""
 
-    def __init__(self, capfd):
-        self.capfd = capfd
-        self.seen = ''
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
 
     @property
     def text(self):
-        out, err = self.capfd.readouterr()
-        self.seen += out + err
-        return self.seen
+        return '\n'.join(self.messages)
 
 
 @pytest.fixture
-def warnings(capfd):
-    return Output(capfd)
+def warnings():
+    # print_log(logger='current') writes to the latest MMLogger instance,
+    # whichever stream earlier tests left it on
+    logger = MMLogger.get_current_instance()
+    handler = Collected()
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
 
 
 def test_good_file(tmp_path):

@@ -1,22 +1,23 @@
 """The quickstart, shortened: the loss falls and mAP rises above a floor.
 
-The full quickstart (``bash tools/quickstart.sh``, 12 epochs on 400 images)
-is measured by hand; this runs the same config on fewer images for fewer
-epochs, to keep CI within minutes.
+The full quickstart (``bash tools/quickstart.sh``, 12 epochs of 50
+iterations) is measured by hand (bbox mAP 0.570 in 11 min); this runs its
+first 4 epochs on the same data (0.137 there), which keeps CI within
+minutes: mAP only starts to rise after about 100 iterations.
 """
 
 import re
 
 from mmdet_efficientdet.datasets import make_shapes_dataset
 
-NUM_TRAIN = 96
+NUM_TRAIN = 400
 EPOCHS = 4
 MAP_FLOOR = 0.05
 
 
 def test_short_quickstart_learns(tmp_path, run_tool):
     root = str(tmp_path / 'shapes') + '/'
-    make_shapes_dataset(root, num_train=NUM_TRAIN, num_val=32)
+    make_shapes_dataset(root, num_train=NUM_TRAIN, num_val=100)
     work = str(tmp_path / 'work')
     log = run_tool(
         'tools/train.py',
