@@ -11,25 +11,26 @@ without CUDA use the gloo backend and plain BN.
 """
 
 import argparse
-import os
-import os.path as osp
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdet_efficientdet.engine import (
     adapt_launch,
+    add_common_args,
     amp_optim_wrapper_type,
     checkpoint_safe_globals,
+    load_config,
+    parse_common,
 )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    add_common_args(parser)
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -48,40 +49,12 @@ def parse_args() -> argparse.Namespace:
         help='resume from this checkpoint, or without a path from the '
         'latest checkpoint in the work dir',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, key=value, e.g. '
-        'train_dataloader.batch_size=4',
-    )
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher',
-    )
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_common(parser)
 
 
 def build_config(args: argparse.Namespace) -> Config:
     """Merge the command line into the config, as mmdet's script does."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} not found')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(args.config))[0]
-        )
+    cfg = load_config(args)
     if args.amp:
         cfg.optim_wrapper.update(amp_optim_wrapper_type())
     if args.auto_scale_lr:

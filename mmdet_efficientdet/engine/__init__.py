@@ -2,12 +2,16 @@ from .checkpoint_globals import (
     allowed_checkpoint_globals,
     checkpoint_safe_globals,
 )
+from .cli import add_common_args, load_config, parse_common
 from .launch import adapt_launch
 from .optim_wrappers import CPUAmpOptimWrapper, amp_optim_wrapper_type
 
 __all__ = [
     'CPUAmpOptimWrapper',
     'adapt_launch',
+    'add_common_args',
+    'load_config',
+    'parse_common',
     'allowed_checkpoint_globals',
     'amp_optim_wrapper_type',
     'checkpoint_safe_globals',
