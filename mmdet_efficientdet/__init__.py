@@ -5,6 +5,6 @@ Importing this package registers every module in mmdet's own registries
 it in with ``custom_imports = dict(imports=['mmdet_efficientdet'])``.
 """
 
-from . import datasets, engine, models  # noqa: F401  (registers modules)
+from . import datasets, engine, evaluation, models  # noqa: F401  (registers)
 
 __version__ = '0.1.0'

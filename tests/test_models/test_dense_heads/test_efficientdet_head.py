@@ -13,6 +13,7 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 
+from mmdet_efficientdet.convert import box_channel_order, head_keys_from_effdet
 from mmdet_efficientdet.models.dense_heads import EfficientDetHead
 from mmdet_efficientdet.models.task_modules import TF_ASPECTS
 
@@ -31,7 +32,7 @@ TEST_CFG = ConfigDict(
 )
 # TF's box net predicts (dy, dx, dh, dw) per anchor, mmdet's coder
 # (dx, dy, dw, dh): the same 36 channels, permuted within each anchor
-TF_BOX_ORDER = torch.arange(36).view(9, 4)[:, [1, 0, 3, 2]].reshape(-1)
+TF_BOX_ORDER = box_channel_order(9)
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -129,28 +130,6 @@ def test_state_dict_keys():
     assert head.conv_reg.pointwise_conv.conv.weight.shape == (36, 8, 1, 1)
 
 
-def effdet_to_ours(state, net, tower):
-    """Map effdet's class_net / box_net keys onto the head's."""
-    out = {}
-    for key, value in state.items():
-        parts = key.split('.')
-        if parts[0] == 'conv_rep':  # conv_rep.R.conv_{dw,pw}.*
-            half = (
-                'depthwise_conv' if parts[2] == 'conv_dw' else 'pointwise_conv'
-            )
-            out[f'{tower}_convs.{parts[1]}.{half}.conv.{parts[3]}'] = value
-        elif parts[0] == 'bn_rep':  # bn_rep.R.L.bn.*
-            out[f'{tower}_norms.{parts[1]}.{parts[2]}.{parts[4]}'] = value
-        else:  # predict.conv_{dw,pw}.*
-            half = (
-                'depthwise_conv' if parts[1] == 'conv_dw' else 'pointwise_conv'
-            )
-            if tower == 'reg' and half == 'pointwise_conv':
-                value = value[TF_BOX_ORDER]
-            out[f'conv_{tower}.{half}.conv.{parts[2]}'] = value
-    return out
-
-
 @pytest.mark.parametrize(
     'variant', ['tf_efficientdet_d0', 'tf_efficientdet_lite0']
 )
@@ -173,8 +152,8 @@ def test_outputs_equal_effdet_headnet(variant):
         config.box_class_repeats,
         act_cfg=act,
     ).eval()
-    state = effdet_to_ours(class_net.state_dict(), 'class_net', 'cls')
-    state.update(effdet_to_ours(box_net.state_dict(), 'box_net', 'reg'))
+    state = head_keys_from_effdet(class_net.state_dict(), 'cls')
+    state.update(head_keys_from_effdet(box_net.state_dict(), 'reg'))
     head.load_state_dict(state, strict=True)
     # odd sizes exercise TF SAME padding
     feats = [

@@ -1,14 +1,13 @@
 """BiFPNNeck against the official sizes and effdet's TF-equivalent BiFPN."""
 
-import re
-
 import pytest
 import torch
 from effdet.config import get_efficientdet_config
 from effdet.efficientdet import BiFpn
 from torch import nn
 
-from mmdet_efficientdet.models.necks import BiFPNNeck, bifpn_nodes
+from mmdet_efficientdet.convert import neck_keys_from_effdet
+from mmdet_efficientdet.models.necks import BiFPNNeck
 
 # Shared reference, sections 1 and 2: backbone channels P3-P5, BiFPN
 # width, layers, fusion, output levels, and the "BiFPN (+P6/P7 resample)"
@@ -94,41 +93,6 @@ def test_conv_bias_false_drops_only_biases():
     )
 
 
-def effdet_to_neck_keys(state_dict, num_inputs, num_levels):
-    """Rename effdet ``fpn.*`` keys to BiFPNNeck's (a converter sketch)."""
-    inputs = [node.inputs for node in bifpn_nodes(num_levels)]
-    separable = {
-        'conv_dw': 'depthwise_conv.conv',
-        'conv_pw': 'pointwise_conv.conv',
-        'bn': 'pointwise_conv.bn',
-    }
-    renamed = {}
-    for key, value in state_dict.items():
-        m = re.fullmatch(r'resample\.(\d+)\.conv\.(.+)', key)
-        if m:
-            extra = int(m[1]) - num_inputs
-            renamed[f'extra_convs.{extra}.{m[2]}'] = value
-            continue
-        m = re.fullmatch(r'cell\.(\d+)\.fnode\.(\d+)\.(.+)', key)
-        assert m, key
-        stage, node, rest = m[1], int(m[2]), m[3]
-        prefix = f'stages.{stage}.nodes.{node}.'
-        if rest == 'combine.edge_weights':
-            renamed[prefix + 'fusion.weight'] = value
-            continue
-        m = re.fullmatch(r'combine\.resample\.(\d+)\.conv\.(.+)', rest)
-        if m:
-            edge = inputs[node].index(int(m[1]))
-            renamed[prefix + f'input_convs.{edge}.{m[2]}'] = value
-            continue
-        m = re.fullmatch(
-            r'after_combine\.conv\.(conv_dw|conv_pw|bn)\.(.+)', rest
-        )
-        assert m, key
-        renamed[prefix + f'conv.{separable[m[1]]}.{m[2]}'] = value
-    return renamed
-
-
 def randomise(module: nn.Module, seed: int = 0) -> None:
     """Random weights and batch statistics, so every tensor matters."""
     gen = torch.Generator().manual_seed(seed)
@@ -179,7 +143,7 @@ def test_same_outputs_as_effdet(
         **neck_kwargs,
     )
     neck.load_state_dict(
-        effdet_to_neck_keys(
+        neck_keys_from_effdet(
             effdet_fpn.state_dict(), len(in_channels), config.num_levels
         ),
         strict=True,

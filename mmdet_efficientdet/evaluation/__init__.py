@@ -1,0 +1,3 @@
+from .coco_category_id_metric import CocoCategoryIdMetric
+
+__all__ = ['CocoCategoryIdMetric']
