@@ -11,7 +11,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..layers import conv_cfg_for
+from ..layers import BN_TF, conv_cfg_for
 from .efficientnet_arch import (
     ArchSpec,
     decode_stages,
@@ -20,9 +20,6 @@ from .efficientnet_arch import (
     stem_channels,
 )
 from .efficientnet_weights import load_backbone_checkpoint
-
-# TF's batch-norm defaults: epsilon 1e-3, decay 0.99 (= momentum 0.01).
-BN_TF = dict(type='BN', eps=1e-3, momentum=0.01)
 
 
 @MODELS.register_module()

@@ -19,10 +19,8 @@ from mmengine.model import bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..layers import add_conv_bias, conv_cfg_for
+from ..layers import BN_TF, add_conv_bias, conv_cfg_for
 
-# TF's batch-norm defaults: epsilon 1e-3, decay 0.99 (= momentum 0.01).
-BN_TF = dict(type='BN', eps=1e-3, momentum=0.01)
 # Official box loss: Huber(delta=0.1) summed over the 4 deltas of each
 # positive, over (positives + 1) * 4, weighted 50. mmdet's SmoothL1 with
 # beta = delta is Huber / delta, and the head's avg_factor is positives + 1,

@@ -1,4 +1,5 @@
 from .conv_bias import add_conv_bias
+from .norm import BN_TF
 from .padding import (
     PADDING_MODES,
     MaxPool2dSame,
@@ -9,6 +10,7 @@ from .padding import (
 )
 
 __all__ = [
+    'BN_TF',
     'PADDING_MODES',
     'MaxPool2dSame',
     'build_max_pool',

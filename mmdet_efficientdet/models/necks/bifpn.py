@@ -9,16 +9,13 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ..layers import build_max_pool, check_padding
+from ..layers import BN_TF, build_max_pool, check_padding
 from .bifpn_layer import (
     FUSION_EPS,
     BiFPNLayer,
     channel_projection,
     check_fusion,
 )
-
-# TF's batch-norm defaults: epsilon 1e-3, decay 0.99 (= momentum 0.01).
-BN_TF = dict(type='BN', eps=1e-3, momentum=0.01)
 
 
 @MODELS.register_module()
