@@ -25,6 +25,8 @@
 set -euo pipefail
 
 PY=${PYTHON:-python3}
+# absolute, without resolving a venv's symlink (checks run from /)
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MMCV_VERSION=2.1.0
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
@@ -32,7 +34,9 @@ MMCV_CACHE=${MMCV_CACHE:-"$HOME/.cache/mmdet_efficientdet/mmcv"}
 
 log() { printf '[install] %s\n' "$*"; }
 pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
-works() { "$PY" - >/dev/null 2>&1 <<<"$1"; }
+# run checks from / so that a checkout in the current folder is not what
+# gets imported
+works() { (cd / && "$PY" - >/dev/null 2>&1 <<<"$1"); }
 
 # 1. torch + torchvision ---------------------------------------------------
 if works 'import torch, torchvision, torchvision.ops'; then
