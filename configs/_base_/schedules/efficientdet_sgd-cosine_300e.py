@@ -3,6 +3,7 @@
 # runtime (default_scope, hooks, logging, env) from mmdet; the hooks
 # below override its defaults
 _base_ = 'mmdet::_base_/default_runtime.py'
+from mmdet_efficientdet.engine.schedules import warmup_cosine  # noqa: E402
 
 max_epochs = 300
 # 0.08 per 64 images; the configs' nominal batch is 8 GPUs x 16 = 128
@@ -21,25 +22,7 @@ optim_wrapper = dict(
     ),
     clip_grad=dict(max_norm=10.0, norm_type=2),
 )
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=warmup_lr / base_lr,
-        by_epoch=True,
-        begin=0,
-        end=1,
-        convert_to_iter_based=True,
-    ),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min=0.0,
-        T_max=max_epochs - 1,
-        by_epoch=True,
-        begin=1,
-        end=max_epochs,
-        convert_to_iter_based=True,
-    ),
-]
+param_scheduler = warmup_cosine(max_epochs, warmup_lr / base_lr)
 train_cfg = dict(
     type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10
 )
