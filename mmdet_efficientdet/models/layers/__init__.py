@@ -7,6 +7,7 @@ from .padding import (
     check_padding,
     conv_cfg_for,
     same_pad_amounts,
+    same_pool_padding,
 )
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     'check_padding',
     'conv_cfg_for',
     'same_pad_amounts',
+    'same_pool_padding',
     'add_conv_bias',
 ]

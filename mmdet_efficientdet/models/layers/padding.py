@@ -47,6 +47,25 @@ def same_pad_amounts(
     return total // 2, total - total // 2
 
 
+def same_pool_padding(size: int, kernel: int, stride: int) -> Optional[int]:
+    """Padding that makes ``ceil_mode`` max-pooling equal SAME pooling.
+
+    PyTorch pads max-pooling with -inf and, with ``ceil_mode=True``, lets
+    the last window hang over the end, which equals SAME's extra padding
+    cell after the input. Returns the padding before the input, or None
+    when no such padding gives SAME's output (e.g. a kernel that would
+    need more than half its size).
+    """
+    before, after = same_pad_amounts(size, kernel, stride)
+    if after - before not in (0, 1) or 2 * before > kernel:
+        return None
+    out = -(-(size + 2 * before - kernel) // stride) + 1
+    # ceil_mode drops a last window that starts in the right padding
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return before if out == -(-size // stride) else None
+
+
 class MaxPool2dSame(nn.MaxPool2d):
     """Max-pooling with TF SAME padding (padded cells never win).
 
@@ -62,10 +81,14 @@ class MaxPool2dSame(nn.MaxPool2d):
 
     def forward(self, x: Tensor) -> Tensor:
         k, s = self.kernel_size, self.stride
+        pad_h = same_pool_padding(x.shape[-2], k, s)
+        pad_w = same_pool_padding(x.shape[-1], k, s)
+        if pad_h is not None and pad_w is not None:
+            # no padded copy of the input
+            return F.max_pool2d(x, k, s, (pad_h, pad_w), ceil_mode=True)
         top, bottom = same_pad_amounts(x.shape[-2], k, s)
         left, right = same_pad_amounts(x.shape[-1], k, s)
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom), value=float('-inf'))
+        x = F.pad(x, (left, right, top, bottom), value=float('-inf'))
         return F.max_pool2d(x, k, s)
 
 

@@ -110,15 +110,20 @@ class BiFPNNeck(BaseModule):
         self.with_cp = with_cp
 
         # official: only the first extra level can need a projection; later
-        # ones pool a map that is already out_channels wide
+        # ones pool a map that is already out_channels wide. One pool per
+        # level (they hold no weights): each sees one size, so deployment
+        # can fix its padding (mmdet_efficientdet.deploy)
         self.extra_convs = nn.ModuleList()
+        self.extra_pools = nn.ModuleList()
         channels = in_channels[-1]
         for _ in range(num_outs - len(in_channels)):
             self.extra_convs.append(
                 channel_projection(channels, out_channels, conv_bias, norm_cfg)
             )
+            self.extra_pools.append(
+                build_max_pool(check_padding(padding), 3, 2)
+            )
             channels = out_channels
-        self.extra_pool = build_max_pool(check_padding(padding), 3, 2)
 
         node_kwargs = dict(
             fusion=check_fusion(fusion),
@@ -140,8 +145,8 @@ class BiFPNNeck(BaseModule):
         """Fuse the backbone levels (finest first) into ``num_outs`` maps."""
         self._check_inputs(inputs)
         feats = list(inputs)
-        for conv in self.extra_convs:
-            feats.append(self.extra_pool(conv(feats[-1])))
+        for conv, pool in zip(self.extra_convs, self.extra_pools):
+            feats.append(pool(conv(feats[-1])))
         for stage in self.stages:
             if (
                 self.with_cp

@@ -138,12 +138,12 @@ def test_node_structure_is_tf_layout():
     assert not pw.with_activation
     assert isinstance(dw.conv, Conv2dAdaptivePadding)
     assert isinstance(node.downsample, MaxPool2dSame)
-    assert isinstance(neck.extra_pool, MaxPool2dSame)
+    assert isinstance(neck.extra_pools[0], MaxPool2dSame)
 
     plain = BiFPNNeck([40, 112, 320], 64, padding='symmetric')
     dw = plain.stages[0].nodes[0].conv.depthwise_conv
     assert type(dw.conv) is nn.Conv2d and dw.conv.padding == (1, 1)
-    assert type(plain.extra_pool) is nn.MaxPool2d
+    assert type(plain.extra_pools[0]) is nn.MaxPool2d
 
 
 def test_state_dict_keys():

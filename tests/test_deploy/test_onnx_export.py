@@ -1,0 +1,98 @@
+"""ONNX export: onnxruntime computes what PyTorch computes (1e-4)."""
+
+import importlib.util
+import os.path as osp
+
+import onnx
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.apis import init_detector
+
+from mmdet_efficientdet.deploy import prepare_for_deploy
+from mmdet_efficientdet.deploy.onnx_export import (
+    DetectorExport,
+    compare_with_onnxruntime,
+    export_onnx,
+)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = osp.join(REPO, 'configs', 'efficientdet')
+TOOL = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')
+
+
+def config(variant: str) -> str:
+    return osp.join(CONFIGS, f'efficientdet_{variant}_8xb16-300e_coco.py')
+
+
+def randomise_bn(model: nn.Module, seed: int = 0) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('export_onnx', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    'variant,decode,deploy',
+    [('d0', False, False), ('d0', True, True), ('lite0', True, False)],
+)
+def test_onnxruntime_matches_pytorch(tmp_path, variant, decode, deploy):
+    torch.manual_seed(0)
+    model = init_detector(config(variant), None, device='cpu')
+    randomise_bn(model)
+    size = model.cfg.efficientdet['image_size']
+    shape = (1, 3, size, size)
+    if deploy:
+        prepare_for_deploy(model, shape)
+    wrapper = DetectorExport(model, shape, decode=decode).eval()
+    path = export_onnx(wrapper, str(tmp_path / f'{variant}.onnx'))
+
+    graph = onnx.load(path)
+    assert graph.opset_import[0].version >= 17
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == list(shape)
+    ops = {node.op_type for node in graph.graph.node}
+    if deploy:
+        assert 'BatchNormalization' not in ops
+
+    images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    diffs = compare_with_onnxruntime(wrapper, path, images)
+    assert set(diffs) == set(wrapper.output_names)
+    assert max(diffs.values()) <= 1e-4, diffs
+    with torch.no_grad():
+        first, second = wrapper(images)
+    num_anchors = sum((-(-size // s)) ** 2 * 9 for s in (8, 16, 32, 64, 128))
+    assert first.shape == (1, num_anchors, 80)
+    assert second.shape == (1, num_anchors, 4)
+    if decode:
+        assert 0 <= float(first.min()) and float(first.max()) <= 1
+        assert float(second.min()) >= 0 and float(second.max()) <= size
+
+
+def test_tool_exports_and_checks(tmp_path, capsys):
+    out = tmp_path / 'lite0.onnx'
+    code = load_tool().main(
+        [config('lite0'), '--out', str(out), '--size', '128', '--deploy']
+    )
+    assert code == 0 and out.is_file()
+    printed = capsys.readouterr().out
+    assert 'check passed' in printed
+    assert 'input images (1, 3, 128, 128)' in printed
+
+
+def test_tool_rejects_low_opset(tmp_path):
+    with pytest.raises(SystemExit):
+        load_tool().main(
+            [config('d0'), '--out', str(tmp_path / 'x.onnx'), '--opset', '11']
+        )
