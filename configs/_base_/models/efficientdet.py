@@ -77,7 +77,11 @@ model = dict(
         score_thr=0.0,
         # hard NMS; the official evaluation uses gaussian soft-NMS, sigma
         # 0.5 (type='soft_nms', method='gaussian', sigma=0.5, min_score=0)
-        nms=dict(type='nms', iou_threshold=0.5),
+        # split_thr: above 4000 candidates, one NMS per class (mmcv's
+        # batched_nms; the same result). One class-offset NMS over 5000
+        # boxes costs ~50 ms on a CPU, ten times the per-class ones -
+        # torchvision's batched_nms switches at the same 4000 on the CPU
+        nms=dict(type='nms', iou_threshold=0.5, split_thr=4000),
         max_per_img=100,
     ),
 )

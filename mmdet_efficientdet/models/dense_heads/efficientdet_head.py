@@ -301,6 +301,43 @@ class EfficientDetHead(AnchorHead):
             *targets[6:],
         )
 
+    def _best_candidates(
+        self, cls_score_list: List[Tensor], nms_pre: int
+    ) -> Tuple[Tensor, Tensor]:
+        """The ``nms_pre`` best class logits over all levels, best first.
+
+        Returns the logits and their indices into mmdet's flat (anchor,
+        class) order, anchors level by level in (row, column, anchor)
+        order. Each level's map is searched in its own ``(A * C, H, W)``
+        layout, which needs no permuted copy of the scores (the largest
+        tensor of the post-processing); its best ``nms_pre`` then compete
+        with the other levels'.
+        """
+        num_classes = self.cls_out_channels
+        values, indices = [], []
+        offset = 0  # anchors of the finer levels
+        for score in cls_score_list:
+            channels, height, width = score.shape
+            flat = score.reshape(-1)
+            if 0 < nms_pre < flat.numel():
+                flat, i = flat.topk(nms_pre)
+            else:
+                i = torch.arange(flat.numel(), device=flat.device)
+            position = i % (height * width)
+            channel = torch.div(i, height * width, rounding_mode='floor')
+            anchor = torch.div(channel, num_classes, rounding_mode='floor')
+            num_anchors = channels // num_classes
+            anchor = offset + position * num_anchors + anchor
+            values.append(flat)
+            indices.append(anchor * num_classes + channel % num_classes)
+            offset += height * width * num_anchors
+        logits, indices = torch.cat(values), torch.cat(indices)
+        if 0 < nms_pre < logits.numel():
+            logits, order = logits.topk(nms_pre)
+        else:
+            logits, order = logits.sort(descending=True)
+        return logits, indices[order]
+
     def _predict_by_feat_single(
         self,
         cls_score_list: List[Tensor],
@@ -320,21 +357,16 @@ class EfficientDetHead(AnchorHead):
         class-wise ``cfg.nms``, ``cfg.max_per_img``).
         """
         cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
-        num_classes = self.cls_out_channels
-        logits = torch.cat(
-            [s.permute(1, 2, 0).reshape(-1) for s in cls_score_list]
+        logits, index = self._best_candidates(
+            cls_score_list, cfg.get('nms_pre', -1)
         )
+        num_classes = self.cls_out_channels
         deltas = torch.cat(
             [
                 b.permute(1, 2, 0).reshape(-1, self.bbox_coder.encode_size)
                 for b in bbox_pred_list
             ]
         )
-        nms_pre = cfg.get('nms_pre', -1)
-        if 0 < nms_pre < logits.numel():
-            logits, index = logits.topk(nms_pre)
-        else:
-            logits, index = logits.sort(descending=True)
         scores = logits.sigmoid()
         keep = scores > cfg.get('score_thr', 0)
         scores, index = scores[keep], index[keep]

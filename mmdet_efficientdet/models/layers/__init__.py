@@ -2,6 +2,7 @@ from .conv_bias import add_conv_bias
 from .norm import BN_TF
 from .padding import (
     PADDING_MODES,
+    Conv2dSame,
     MaxPool2dSame,
     build_max_pool,
     check_padding,
@@ -11,6 +12,7 @@ from .padding import (
 )
 
 __all__ = [
+    'Conv2dSame',
     'BN_TF',
     'PADDING_MODES',
     'MaxPool2dSame',

@@ -3,8 +3,9 @@
 TensorFlow pads ``max(0, (ceil(i / s) - 1) * s + (k - 1) * d + 1 - i)``
 pixels, the odd one at the bottom/right; PyTorch's symmetric ``k // 2``
 padding shifts every strided output by one pixel on even input sizes.
-Convolutions reuse mmcv's ``Conv2dAdaptivePadding``; max-pooling has no
-mmcv counterpart, hence :class:`MaxPool2dSame`.
+Convolutions use :class:`Conv2dSame` (mmcv's ``Conv2dAdaptivePadding``
+without its padded copy where the padding is known), max-pooling
+:class:`MaxPool2dSame`.
 """
 
 import math
@@ -12,6 +13,8 @@ from typing import Optional, Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn.bricks import Conv2dAdaptivePadding
+from mmengine.registry import MODELS
 from torch import Tensor
 
 PADDING_MODES = ('same', 'symmetric')
@@ -29,8 +32,46 @@ def check_padding(padding: str) -> str:
 def conv_cfg_for(padding: str) -> Optional[dict]:
     """The mmcv ``conv_cfg`` that gives convolutions ``padding``."""
     if check_padding(padding) == 'same':
-        return dict(type='Conv2dAdaptivePadding')
+        return dict(type='Conv2dSame')
     return None
+
+
+# mmengine's root registry, where mmcv's ConvModule looks up conv types
+# whatever the default scope (mmcv registers Conv2dAdaptivePadding there)
+@MODELS.register_module('Conv2dSame')
+class Conv2dSame(Conv2dAdaptivePadding):
+    """Convolution with TF SAME padding, padded in the conv when it can.
+
+    A stride-1 convolution with an odd effective kernel pads
+    ``(k - 1) * d / 2`` on every side at every input size, which the
+    convolution does itself; mmcv's ``Conv2dAdaptivePadding`` would make a
+    padded copy of the input on every call. Strided convolutions keep the
+    runtime padding (asymmetric on even sizes). Same parameters and state
+    dict as ``Conv2dAdaptivePadding``, of which this is a subclass.
+
+    Example:
+        >>> import torch
+        >>> conv = Conv2dSame(2, 2, 3)
+        >>> conv.padding, conv(torch.rand(1, 2, 5, 6)).shape
+        ((1, 1), torch.Size([1, 2, 5, 6]))
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fixed_padding = self.stride == (1, 1) and all(
+            (k - 1) * d % 2 == 0
+            for k, d in zip(self.kernel_size, self.dilation)
+        )
+        if self.fixed_padding:
+            self.padding = tuple(
+                (k - 1) * d // 2
+                for k, d in zip(self.kernel_size, self.dilation)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.fixed_padding:
+            return nn.Conv2d.forward(self, x)
+        return super().forward(x)
 
 
 def same_pad_amounts(

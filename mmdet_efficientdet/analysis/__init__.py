@@ -1,0 +1,1 @@
+"""Cost analysis: measurement, complexity and budget search."""

@@ -1,0 +1,60 @@
+"""tools/analysis/benchmark.py runs every measure and compares with effdet."""
+
+import json
+import os.path as osp
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+LITE0 = osp.join(
+    REPO, 'configs', 'efficientdet', 'efficientdet_lite0_8xb16-300e_coco.py'
+)
+
+
+def test_benchmark_vs_effdet_all_rows(run_tool, tmp_path):
+    out = tmp_path / 'bench.json'
+    printed = run_tool(
+        'tools/analysis/benchmark.py',
+        LITE0,
+        '--size',
+        '128',
+        '--batch',
+        '2',
+        '--reps',
+        '2',
+        '--warmup',
+        '1',
+        '--threads',
+        '1',
+        '--vs-effdet',
+        '--deploy',
+        '--train-batch',
+        '2',
+        '--json',
+        str(out),
+    )
+    figures = json.loads(out.read_text())
+    columns = {'ours', 'deployed', 'deployed-nhwc', 'effdet'}
+    expected_rows = {
+        'forward latency, batch 1',
+        'forward throughput, batch 2',
+        'predict latency, batch 1',
+        'predict throughput, batch 2',
+        'forward peak memory, batch 1',
+        'train iteration, batch 2',
+        'train peak memory, batch 2',
+    }
+    assert set(figures) == expected_rows
+    for name, row in figures.items():
+        present = set(row) - {'unit'}
+        if name.startswith('train'):
+            assert present == {'ours', 'effdet'}
+        else:
+            assert present == columns
+        for key in present:
+            value = row[key]
+            assert value >= 0 if 'memory' in name else value > 0, (name, key)
+    # same weights in both: effdet's outputs equal ours
+    assert 'tf_efficientdet_lite0: largest class-output difference' in printed
+    diff = float(printed.split('difference to ours ')[1].split()[0])
+    assert diff < 1e-4
+    for column in ('ours', 'deployed', 'deployed-nhwc'):
+        assert f'| {column} / effdet ' in printed
