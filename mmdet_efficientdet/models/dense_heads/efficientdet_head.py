@@ -308,9 +308,10 @@ class EfficientDetHead(AnchorHead):
 
         Returns the logits and their indices into mmdet's flat (anchor,
         class) order, anchors level by level in (row, column, anchor)
-        order. Each level's map is searched in its own ``(A * C, H, W)``
-        layout, which needs no permuted copy of the scores (the largest
-        tensor of the post-processing); its best ``nms_pre`` then compete
+        order. Each level's map is searched in its memory layout - (row,
+        column, channel) for channels-last maps, else (channel, row,
+        column) - which needs no reordered copy of the scores, the largest
+        tensor of the post-processing; its best ``nms_pre`` then compete
         with the other levels'.
         """
         num_classes = self.cls_out_channels
@@ -318,19 +319,22 @@ class EfficientDetHead(AnchorHead):
         offset = 0  # anchors of the finer levels
         for score in cls_score_list:
             channels, height, width = score.shape
-            flat = score.reshape(-1)
+            channels_last = score.permute(1, 2, 0).is_contiguous()
+            if channels_last:  # already mmdet's order
+                flat = score.permute(1, 2, 0).reshape(-1)
+            else:
+                flat = score.reshape(-1)
             if 0 < nms_pre < flat.numel():
                 flat, i = flat.topk(nms_pre)
             else:
                 i = torch.arange(flat.numel(), device=flat.device)
-            position = i % (height * width)
-            channel = torch.div(i, height * width, rounding_mode='floor')
-            anchor = torch.div(channel, num_classes, rounding_mode='floor')
-            num_anchors = channels // num_classes
-            anchor = offset + position * num_anchors + anchor
+            if not channels_last:
+                position = i % (height * width)
+                channel = torch.div(i, height * width, rounding_mode='floor')
+                i = position * channels + channel
             values.append(flat)
-            indices.append(anchor * num_classes + channel % num_classes)
-            offset += height * width * num_anchors
+            indices.append(offset * num_classes + i)
+            offset += height * width * (channels // num_classes)
         logits, indices = torch.cat(values), torch.cat(indices)
         if 0 < nms_pre < logits.numel():
             logits, order = logits.topk(nms_pre)

@@ -336,6 +336,27 @@ def test_candidates_are_the_best_over_all_levels():
     assert torch.equal(results.scores, flat.topk(1000).values.sigmoid())
 
 
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_candidate_indices_in_either_memory_layout(channels_last):
+    head = build_head(3, 8, 1)
+    cls_scores, _ = random_outputs(3, 256, 1, seed=3)
+    if channels_last:  # what a deployed channels-last model outputs
+        cls_scores = [
+            s.contiguous(memory_format=torch.channels_last) for s in cls_scores
+        ]
+    scores = [s[0] for s in cls_scores]
+    logits, index = head._best_candidates(scores, 700)
+    flat = torch.cat([s.permute(1, 2, 0).reshape(-1) for s in scores])
+    best = flat.topk(700)
+    assert torch.equal(logits, best.values)
+    assert torch.equal(flat[index], logits)
+    assert torch.equal(index.sort().values, best.indices.sort().values)
+    # without nms_pre: every candidate, best first
+    logits, index = head._best_candidates(scores, -1)
+    assert torch.equal(flat[index], logits)
+    assert torch.equal(index.sort().values, torch.arange(flat.numel()))
+
+
 def test_soft_nms_option():
     head = build_head(3, 8, 1)
     cls_scores, bbox_preds = random_outputs(3, 256, 1, seed=3)
