@@ -11,6 +11,7 @@ from mmcv.cnn import (
     build_norm_layer,
 )
 from mmdet.models.dense_heads import AnchorHead
+from mmdet.models.losses import FocalLoss
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import cat_boxes
@@ -28,6 +29,30 @@ from ..layers import BN_TF, add_conv_bias, conv_cfg_for
 HUBER_DELTA = 0.1
 BOX_LOSS_WEIGHT = 50.0
 SMOOTH_L1_WEIGHT = BOX_LOSS_WEIGHT * HUBER_DELTA / 4
+
+
+def top_k(values: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    """The ``k`` largest of 1-d ``values`` and their indices, best first.
+
+    All of them, sorted, when ``k`` is not in ``(0, len(values))``. For
+    ``k`` well below the length, a threshold is read off a strided sample
+    first and ``topk`` runs only on the values above it - the same values
+    (ties may come in another order), a fraction of the time; the full
+    ``topk`` runs whenever fewer than ``k`` pass the threshold.
+    """
+    n = values.numel()
+    if not 0 < k < n:
+        return values.sort(descending=True)
+    stride = n // (8 * k)
+    if stride >= 2:
+        # about 2k values of the whole are expected at or above this
+        sample = values[::stride]
+        threshold = sample.topk(min(sample.numel(), 2 * k // stride + 1))
+        candidates = (values >= threshold.values[-1]).nonzero().squeeze(1)
+        if candidates.numel() >= k:
+            best, i = values[candidates].topk(k)
+            return best, candidates[i]
+    return values.topk(k)
 
 
 @MODELS.register_module()
@@ -255,6 +280,62 @@ class EfficientDetHead(AnchorHead):
             x = self.act(level_norms[level](conv(x)))
         return predict(x)
 
+    def loss_by_feat_single(
+        self,
+        cls_score: Tensor,
+        bbox_pred: Tensor,
+        anchors: Tensor,
+        labels: Tensor,
+        label_weights: Tensor,
+        bbox_targets: Tensor,
+        bbox_weights: Tensor,
+        avg_factor: float,
+    ) -> Tuple[Tensor, Tensor]:
+        """:meth:`AnchorHead.loss_by_feat_single`, lighter on the CPU.
+
+        Without CUDA, mmdet's ``FocalLoss`` expands the labels into an
+        int64 one-hot tensor (anchors x (classes + 1), twice the size of
+        the scores) and then a float copy of it; the float one-hot target
+        built here, which ``FocalLoss`` accepts as is, gives the same loss
+        with neither. On CUDA (mmcv's fused focal loss takes the labels),
+        for other class losses and for decoded-box losses mmdet's method
+        runs unchanged.
+        """
+        sigmoid_focal = (
+            isinstance(self.loss_cls, FocalLoss)
+            and self.loss_cls.use_sigmoid
+            and not self.loss_cls.activated
+        )
+        if cls_score.is_cuda or self.reg_decoded_bbox or not sigmoid_focal:
+            return super().loss_by_feat_single(
+                cls_score,
+                bbox_pred,
+                anchors,
+                labels,
+                label_weights,
+                bbox_targets,
+                bbox_weights,
+                avg_factor,
+            )
+        scores = cls_score.permute(0, 2, 3, 1).reshape(
+            -1, self.cls_out_channels
+        )
+        labels = labels.reshape(-1)
+        target = torch.zeros_like(scores)
+        foreground = labels < self.cls_out_channels  # background: num_cls
+        target[foreground, labels[foreground]] = 1
+        loss_cls = self.loss_cls(
+            scores, target, label_weights.reshape(-1), avg_factor=avg_factor
+        )
+        size = self.bbox_coder.encode_size
+        loss_bbox = self.loss_bbox(
+            bbox_pred.permute(0, 2, 3, 1).reshape(-1, size),
+            bbox_targets.reshape(-1, bbox_targets.size(-1)),
+            bbox_weights.reshape(-1, bbox_weights.size(-1)),
+            avg_factor=avg_factor,
+        )
+        return loss_cls, loss_bbox
+
     def get_targets(
         self,
         anchor_list: List[List[Tensor]],
@@ -308,39 +389,39 @@ class EfficientDetHead(AnchorHead):
 
         Returns the logits and their indices into mmdet's flat (anchor,
         class) order, anchors level by level in (row, column, anchor)
-        order. Each level's map is searched in its memory layout - (row,
-        column, channel) for channels-last maps, else (channel, row,
-        column) - which needs no reordered copy of the scores, the largest
-        tensor of the post-processing; its best ``nms_pre`` then compete
-        with the other levels'.
+        order. Each level's map is flattened in its memory layout - (row,
+        column, channel) for channels-last maps, which is mmdet's order,
+        else (channel, row, column) - so no reordered copy of the scores,
+        the largest tensor of the post-processing, is made; one ``topk``
+        then runs over all levels and the indices are mapped back.
         """
-        num_classes = self.cls_out_channels
-        values, indices = [], []
-        offset = 0  # anchors of the finer levels
+        flats, starts, areas, widths, reorder = [], [0], [], [], []
         for score in cls_score_list:
             channels, height, width = score.shape
             channels_last = score.permute(1, 2, 0).is_contiguous()
-            if channels_last:  # already mmdet's order
-                flat = score.permute(1, 2, 0).reshape(-1)
+            if channels_last:
+                flats.append(score.permute(1, 2, 0).reshape(-1))
             else:
-                flat = score.reshape(-1)
-            if 0 < nms_pre < flat.numel():
-                flat, i = flat.topk(nms_pre)
-            else:
-                i = torch.arange(flat.numel(), device=flat.device)
-            if not channels_last:
-                position = i % (height * width)
-                channel = torch.div(i, height * width, rounding_mode='floor')
-                i = position * channels + channel
-            values.append(flat)
-            indices.append(offset * num_classes + i)
-            offset += height * width * (channels // num_classes)
-        logits, indices = torch.cat(values), torch.cat(indices)
-        if 0 < nms_pre < logits.numel():
-            logits, order = logits.topk(nms_pre)
-        else:
-            logits, order = logits.sort(descending=True)
-        return logits, indices[order]
+                flats.append(score.reshape(-1))
+            starts.append(starts[-1] + flats[-1].numel())
+            areas.append(height * width)
+            widths.append(channels)
+            reorder.append(not channels_last)
+        logits, index = top_k(torch.cat(flats), nms_pre)
+        if not any(reorder):
+            return logits, index
+        # (channel, row, column) -> (row, column, channel) within a level
+        device = index.device
+        bounds = torch.tensor(starts, device=device)
+        level = torch.searchsorted(bounds, index, right=True) - 1
+        local = index - bounds[level]
+        area = torch.tensor(areas, device=device)[level]
+        width = torch.tensor(widths, device=device)[level]
+        mapped = (local % area) * width + torch.div(
+            local, area, rounding_mode='floor'
+        )
+        moved = torch.tensor(reorder, device=device)[level]
+        return logits, torch.where(moved, bounds[level] + mapped, index)
 
     def _predict_by_feat_single(
         self,

@@ -255,6 +255,30 @@ def test_losses_equal_effdet():
     )
 
 
+def test_cpu_focal_loss_equals_mmdet_anchor_head():
+    from mmdet.models.dense_heads import AnchorHead
+
+    head = build_head(4, 8, 1)
+    cls_scores, bbox_preds = random_outputs(4, 128, 2, seed=4)
+    gen = torch.Generator().manual_seed(5)
+    n = cls_scores[0].shape[-1] ** 2 * 9
+    labels = torch.randint(0, 5, (2, n), generator=gen)  # 4: background
+    args = (
+        cls_scores[0],
+        bbox_preds[0],
+        None,
+        labels,
+        torch.rand(2, n, generator=gen),
+        torch.randn(2, n, 4, generator=gen),
+        torch.rand(2, n, 4, generator=gen),
+        17.0,
+    )
+    ours = head.loss_by_feat_single(*args)
+    mmdet = AnchorHead.loss_by_feat_single(head, *args)
+    for a, b in zip(ours, mmdet):
+        torch.testing.assert_close(a, b)
+
+
 def test_normaliser_is_positives_plus_one():
     head = build_head(2, 8, 1)
     anchors, flags = head.get_anchors(
@@ -355,6 +379,23 @@ def test_candidate_indices_in_either_memory_layout(channels_last):
     logits, index = head._best_candidates(scores, -1)
     assert torch.equal(flat[index], logits)
     assert torch.equal(index.sort().values, torch.arange(flat.numel()))
+
+
+@pytest.mark.parametrize('n,k', [(100, 10), (10_000, 50), (10_000, 5000)])
+def test_top_k_equals_torch_topk(n, k):
+    from mmdet_efficientdet.models.dense_heads.efficientdet_head import top_k
+
+    gen = torch.Generator().manual_seed(n + k)
+    values = torch.randn(n, generator=gen)
+    best, index = top_k(values, k)
+    assert torch.equal(best, values.topk(k).values)
+    assert torch.equal(values[index], best)
+    # a sample that misses the best values falls back to the full topk
+    skewed = torch.zeros(n)
+    skewed[1::2] = torch.arange(n // 2, dtype=torch.float)
+    best, index = top_k(skewed, k)
+    assert torch.equal(best, skewed.topk(k).values)
+    assert torch.equal(skewed[index], best)
 
 
 def test_soft_nms_option():
