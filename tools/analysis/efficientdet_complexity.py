@@ -23,12 +23,9 @@ import glob
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
-import torch
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
-from mmengine.config import Config, ConfigDict
-from torch.utils.flop_counter import FlopCounterMode
+from mmengine.config import Config
 
+from mmdet_efficientdet.analysis.complexity import count, input_size
 from mmdet_efficientdet.models.backbones import ARCHS
 from mmdet_efficientdet.scaling import (
     OFFICIAL,
@@ -40,29 +37,6 @@ from mmdet_efficientdet.scaling import (
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'efficientdet')
 D0_CONFIG = osp.join(CONFIG_DIR, 'efficientdet_d0_8xb16-300e_coco.py')
-
-
-def count(
-    model_cfg: dict, image_size: int, num_classes: Optional[int] = None
-) -> Tuple[int, int]:
-    """(parameters, MACs) of a detector config at a square input."""
-    register_all_modules()
-    model_cfg = ConfigDict(model_cfg)
-    model_cfg.pop('_delete_', None)
-    if num_classes is not None:
-        model_cfg.bbox_head.num_classes = num_classes
-    with torch.device('meta'):
-        model = MODELS.build(model_cfg).eval()
-        inputs = torch.empty(1, 3, image_size, image_size)
-    params = sum(p.numel() for p in model.parameters())
-    with FlopCounterMode(display=False) as counter:
-        model._forward(inputs)
-    return params, counter.get_total_flops() // 2
-
-
-def input_size(cfg: Config) -> int:
-    """The config's square input size (what every image is padded to)."""
-    return cfg.model.data_preprocessor.pad_size_divisor
 
 
 def config_rows(

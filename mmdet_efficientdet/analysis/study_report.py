@@ -1,0 +1,173 @@
+"""The scaling study's table (markdown), plot (PNG) and raw results."""
+
+import json
+import math
+from typing import Dict, List, Sequence
+
+from .scaling_study import RunResult, StudySetting
+from .study_rules import BASES, RULES, Coefficients, describe
+
+# line style per rule; the grid candidates are drawn as open markers
+STYLES = {
+    'width': 's--',
+    'depth': '^--',
+    'resolution': 'd--',
+    'compound': 'o-',
+}
+
+
+def _coefficients(result: RunResult) -> str:
+    c = result.coefficients
+    if c is None:
+        return '-'
+    return f'{c.alpha:.3g} / {c.beta:.3g} / {c.gamma:.3g}'
+
+
+def _map(value: float) -> str:
+    return 'n/a' if math.isnan(value) else f'{value:.3f}'
+
+
+def _row(result: RunResult) -> str:
+    map50 = result.metrics.get('coco/bbox_mAP_50', math.nan)
+    if result.same_as:
+        seconds = f'(= {result.same_as})'
+    else:
+        seconds = f'{result.seconds:.0f}'
+    return (
+        f'| {result.name} | {result.rule} | {result.phi:g} | '
+        f'{_coefficients(result)} | {describe(result.spec)} | '
+        f'{result.params:,} | {result.macs / 1e6:.1f} | '
+        f'{_map(result.bbox_map)} | {_map(map50)} | {seconds} |'
+    )
+
+
+HEADER = (
+    '| run | rule | phi | alpha / beta / gamma | model | params | MMACs '
+    '| bbox mAP | mAP_50 | train s |\n'
+    '|---|---|---|---|---|---|---|---|---|---|'
+)
+
+
+def markdown(
+    results: Sequence[RunResult],
+    best: Coefficients,
+    setting_name: str,
+    setting: StudySetting,
+    seconds: float,
+    base: str = 'frozen-lite0',
+) -> str:
+    """The study as a markdown document."""
+    base_spec, frozen = BASES[base]
+    grid = [r for r in results if r.rule == 'grid']
+    rules = [r for r in results if r.rule in ('base',) + RULES]
+    if frozen:
+        backbone = (
+            'The backbone is the ImageNet EfficientNet-Lite0 of the '
+            'quickstart, frozen (weights and norms) in every run; the rules '
+            'scale what the detector adds.'
+        )
+        scaled = ''
+    else:
+        backbone = 'Every model is trained from scratch.'
+        scaled = 'backbone depth multiplier, '
+    lines = [
+        '# Compound-scaling study (shapes dataset)',
+        '',
+        f'Setting `{setting_name}`, base `{base}`: {setting.epochs} epochs '
+        f'of {setting.num_train} training images at batch '
+        f'{setting.batch_size}, SGD lr {setting.lr}; bbox mAP on '
+        f'{setting.num_val} val images. MACs at batch 1, 3 classes, at '
+        f"each run's input size.",
+        '',
+        f'Base model (phi 0): {describe(base_spec)}, '
+        f'P3-P{base_spec.max_level}. {backbone}',
+        f'A rule scales depth by alpha ** phi ({scaled}BiFPN layers, head '
+        f'convs), width by beta ** phi ('
+        + ('' if frozen else 'backbone width multiplier, ')
+        + 'BiFPN / head channels) and the input by gamma ** phi; the sizes '
+        'are then rounded (channels to multiples of 8, layers to integers, '
+        f'the input to a multiple of {base_spec.strides[-1]}).',
+        '',
+        '## Grid search at phi = 1 (alpha * beta^2 * gamma^2 ~= 2)',
+        '',
+        HEADER,
+        *[_row(r) for r in grid],
+        '',
+        f'Best: (alpha, beta, gamma) = {best} (highest bbox mAP).',
+        '',
+        '## Rules',
+        '',
+        'width only: (1, sqrt 2, 1); depth only: (2, 1, 1); resolution '
+        "only: (1, 1, sqrt 2); compound: the grid search's best. Each "
+        'would double the FLOPs of the scaled parts per unit of phi; the '
+        'MACs column has what they cost.',
+        '',
+        HEADER,
+        *[_row(r) for r in rules],
+        '',
+        f'Total time: {seconds / 60:.1f} min.',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def plot(results: Sequence[RunResult], path: str) -> None:
+    """bbox mAP against MACs, one line per rule from the base model."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    base = [r for r in results if r.rule == 'base']
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for rule in RULES:
+        runs = base + sorted(
+            (r for r in results if r.rule == rule), key=lambda r: r.phi
+        )
+        ax.plot(
+            [r.macs / 1e6 for r in runs],
+            [r.bbox_map for r in runs],
+            STYLES[rule],
+            label=f'{rule} only' if rule != 'compound' else rule,
+        )
+    grid = [r for r in results if r.rule == 'grid']
+    if grid:
+        ax.plot(
+            [r.macs / 1e6 for r in grid],
+            [r.bbox_map for r in grid],
+            'o',
+            mfc='none',
+            color='gray',
+            label='grid candidates (phi 1)',
+        )
+    maps = [r.bbox_map for r in results if not math.isnan(r.bbox_map)]
+    ax.set_ylim(0, max(maps + [0.05]) * 1.1)
+    ax.set_xlabel('MMACs (batch 1)')
+    ax.set_ylabel('val bbox mAP')
+    ax.set_title('Scaling a small EfficientDet on the shapes dataset')
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def to_json(results: Sequence[RunResult], best: Coefficients) -> str:
+    """The results as JSON (specs as dicts)."""
+    runs: List[Dict] = []
+    for r in results:
+        runs.append(
+            dict(
+                name=r.name,
+                rule=r.rule,
+                phi=r.phi,
+                coefficients=None
+                if r.coefficients is None
+                else r.coefficients._asdict(),
+                spec=r.spec._asdict(),
+                params=r.params,
+                macs=r.macs,
+                metrics=r.metrics,
+                seconds=r.seconds,
+            )
+        )
+    return json.dumps(dict(best=best._asdict(), runs=runs), indent=1)
