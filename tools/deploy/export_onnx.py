@@ -100,7 +100,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     diffs = compare_with_onnxruntime(wrapper, args.out, images)
     worst = max(diffs.values())
     for name, diff in diffs.items():
-        print(f'onnxruntime vs PyTorch, {name}: max abs difference {diff:.2e}')
+        unit = ' (fraction of the input size)' if name == 'boxes' else ''
+        print(
+            f'onnxruntime vs PyTorch, {name}: max abs difference '
+            f'{diff:.2e}{unit}'
+        )
     if worst > args.atol:
         print(
             f'FAILED: difference {worst:.2e} exceeds --atol {args.atol:g}',
