@@ -14,13 +14,13 @@ from mmdet.models.dense_heads import AnchorHead
 from mmdet.models.losses import FocalLoss
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import cat_boxes
+from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmdet.utils import ConfigType, InstanceList, OptMultiConfig
 from mmengine.model import bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..layers import BN_TF, add_conv_bias, conv_cfg_for
+from ..layers import BN_TF, add_conv_bias, class_wise_nms, conv_cfg_for
 
 # Official box loss: Huber(delta=0.1) summed over the 4 deltas of each
 # positive, over (positives + 1) * 4, weighted 50. mmdet's SmoothL1 with
@@ -470,3 +470,29 @@ class EfficientDetHead(AnchorHead):
             with_nms=with_nms,
             img_meta=img_meta,
         )
+
+    def _bbox_post_process(
+        self,
+        results: InstanceData,
+        cfg: ConfigType,
+        rescale: bool = False,
+        with_nms: bool = True,
+        img_meta: Optional[dict] = None,
+    ) -> InstanceData:
+        """mmdet's post-processing (rescale, ``min_bbox_size``), then its
+        class-wise NMS and ``max_per_img`` through :func:`class_wise_nms`,
+        which returns what mmcv's ``batched_nms`` would, faster."""
+        results = super()._bbox_post_process(
+            results, cfg, rescale=rescale, with_nms=False, img_meta=img_meta
+        )
+        if with_nms and results.bboxes.numel() > 0:
+            dets, keep = class_wise_nms(
+                get_box_tensor(results.bboxes),
+                results.scores,
+                results.labels,
+                cfg.nms,
+            )
+            results = results[keep]
+            results.scores = dets[:, -1]
+            results = results[: cfg.max_per_img]
+        return results

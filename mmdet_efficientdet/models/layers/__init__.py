@@ -1,3 +1,4 @@
+from .bbox_nms import class_wise_nms, resolve_nms_op
 from .conv_bias import add_conv_bias
 from .norm import BN_TF
 from .padding import (
@@ -12,6 +13,8 @@ from .padding import (
 )
 
 __all__ = [
+    'class_wise_nms',
+    'resolve_nms_op',
     'Conv2dSame',
     'BN_TF',
     'PADDING_MODES',
