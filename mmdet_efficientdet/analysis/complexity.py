@@ -2,7 +2,9 @@
 
 MACs are ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2:
 convolutions and matrix products over backbone, neck and head at batch 1;
-norms, activations, pooling and resampling are not counted. The model is
+norms, activations, pooling and resampling are not counted; SAME
+padding as TF defines it (:func:`~..models.layers.padded_copy_same_convs`).
+The model is
 built on the ``meta`` device, so nothing is computed and even D7x counts in
 seconds. With 90 classes (the TF checkpoints' COCO ids) the totals are the
 official ones.
@@ -15,6 +17,8 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config, ConfigDict
 from torch.utils.flop_counter import FlopCounterMode
+
+from ..models.layers import padded_copy_same_convs
 
 
 def count(
@@ -39,7 +43,7 @@ def count(
         model = MODELS.build(model_cfg).eval()
         inputs = torch.empty(1, 3, image_size, image_size)
     params = sum(p.numel() for p in model.parameters())
-    with FlopCounterMode(display=False) as counter:
+    with padded_copy_same_convs(), FlopCounterMode(display=False) as counter:
         model._forward(inputs)
     return params, counter.get_total_flops() // 2
 

@@ -1,15 +1,18 @@
 """Replace runtime TF "SAME" padding by padding fixed for one input size.
 
-``Conv2dAdaptivePadding`` (mmcv) and :class:`MaxPool2dSame` work out their
-padding from the input's size on every call, and pad with a copy of the
-input. For a fixed input size the padding is known in advance:
+``Conv2dAdaptivePadding`` (mmcv; a padded copy of the input),
+:class:`~..models.layers.Conv2dSame` and :class:`MaxPool2dSame` work out
+their padding from the input's size on every call. For a fixed input size
+the padding is known in advance:
 
 - a stride-1 convolution pads ``(k - 1) * d`` in total whatever the size,
   symmetrically for odd kernels, so it becomes a plain ``nn.Conv2d`` with
-  built-in padding (no copy);
+  built-in padding;
 - a strided convolution gets the padding of the size it was called with:
-  built-in when symmetric, else a ``nn.ZeroPad2d`` in front (the
-  asymmetric even-size case, a handful of convs in the backbone);
+  built-in when symmetric, else (the asymmetric even-size case, a handful
+  of convs in the backbone) Conv2dSame's form of it, a plain conv with
+  built-in padding followed by :class:`~..models.layers.CropStart`
+  (:func:`~..models.layers.same_conv_padding`);
 - SAME max-pooling becomes ``nn.MaxPool2d`` with the padding of
   :func:`~..models.layers.same_pool_padding` and ``ceil_mode=True``.
 
@@ -24,18 +27,20 @@ import torch.nn as nn
 from mmcv.cnn.bricks import Conv2dAdaptivePadding
 
 from ..models.layers import (
+    CropStart,
     MaxPool2dSame,
-    same_pad_amounts,
+    same_conv_padding,
     same_pool_padding,
 )
 
-Pads = Tuple[int, int, int, int]  # left, right, top, bottom (F.pad order)
+# ((padding, crop) of the height, (padding, crop) of the width)
+Pads = Tuple[Tuple[int, int], Tuple[int, int]]
 
 
 def _same_pads(size: Tuple[int, int], kernel, stride, dilation) -> Pads:
-    top, bottom = same_pad_amounts(size[0], kernel[0], stride[0], dilation[0])
-    left, right = same_pad_amounts(size[1], kernel[1], stride[1], dilation[1])
-    return left, right, top, bottom
+    return tuple(
+        same_conv_padding(*dim) for dim in zip(size, kernel, stride, dilation)
+    )
 
 
 def _plain_conv(conv: nn.Conv2d, padding: Tuple[int, int]) -> nn.Conv2d:
@@ -68,12 +73,11 @@ def _static_conv(conv: nn.Conv2d, pads: Set[Pads]) -> nn.Module:
         )
     if len(pads) != 1:
         return conv
-    left, right, top, bottom = next(iter(pads))
-    if left == right and top == bottom:
-        return _plain_conv(conv, (top, left))
-    return nn.Sequential(
-        nn.ZeroPad2d((left, right, top, bottom)), _plain_conv(conv, (0, 0))
-    )
+    (pad_h, crop_h), (pad_w, crop_w) = next(iter(pads))
+    plain = _plain_conv(conv, (pad_h, pad_w))
+    if not crop_h and not crop_w:
+        return plain
+    return nn.Sequential(plain, CropStart(crop_h, crop_w))
 
 
 def _static_pool(

@@ -4,15 +4,23 @@ from .norm import BN_TF
 from .padding import (
     PADDING_MODES,
     Conv2dSame,
+    CropStart,
     MaxPool2dSame,
     build_max_pool,
     check_padding,
     conv_cfg_for,
+    crop_start,
+    padded_copy_same_convs,
+    same_conv_padding,
     same_pad_amounts,
     same_pool_padding,
 )
 
 __all__ = [
+    'CropStart',
+    'crop_start',
+    'padded_copy_same_convs',
+    'same_conv_padding',
     'class_wise_nms',
     'resolve_nms_op',
     'Conv2dSame',

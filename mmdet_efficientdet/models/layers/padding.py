@@ -4,13 +4,15 @@ TensorFlow pads ``max(0, (ceil(i / s) - 1) * s + (k - 1) * d + 1 - i)``
 pixels, the odd one at the bottom/right; PyTorch's symmetric ``k // 2``
 padding shifts every strided output by one pixel on even input sizes.
 Convolutions use :class:`Conv2dSame` (mmcv's ``Conv2dAdaptivePadding``
-without its padded copy where the padding is known), max-pooling
-:class:`MaxPool2dSame`.
+without its padded copy of the input), max-pooling :class:`MaxPool2dSame`
+(``ceil_mode`` pooling in place of a padded copy).
 """
 
+import contextlib
 import math
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import Conv2dAdaptivePadding
@@ -40,14 +42,25 @@ def conv_cfg_for(padding: str) -> Optional[dict]:
 # whatever the default scope (mmcv registers Conv2dAdaptivePadding there)
 @MODELS.register_module('Conv2dSame')
 class Conv2dSame(Conv2dAdaptivePadding):
-    """Convolution with TF SAME padding, padded in the conv when it can.
+    """Convolution with TF SAME padding and no padded copy of the input.
 
-    A stride-1 convolution with an odd effective kernel pads
-    ``(k - 1) * d / 2`` on every side at every input size, which the
-    convolution does itself; mmcv's ``Conv2dAdaptivePadding`` would make a
-    padded copy of the input on every call. Strided convolutions keep the
-    runtime padding (asymmetric on even sizes). Same parameters and state
-    dict as ``Conv2dAdaptivePadding``, of which this is a subclass.
+    SAME padding is symmetric except on sizes where it puts one more cell
+    after the input than before (``(b, b + 1)``; even sizes under stride
+    2). Symmetric padding is the convolution's own. The asymmetric case
+    pads ``b + s`` on both sides instead and drops the first output row /
+    column: the windows then start one stride early, so the rest are
+    exactly SAME's, and the extra ``s - 1`` cells after the input are
+    never reached (:func:`same_conv_padding`). mmcv's
+    ``Conv2dAdaptivePadding`` makes a padded copy of the input on every
+    call instead, which costs more than the one extra output row and
+    column (a strided depthwise conv at 160x160: ~3x). Same parameters and
+    state dict as ``Conv2dAdaptivePadding``, of which this is a subclass.
+
+    The padding lives in :meth:`_conv_forward`, so mmcv's
+    ``efficient_conv_bn_eval`` (which calls it with folded weights) pads
+    too. Inside :func:`padded_copy_same_convs` the asymmetric case pads a
+    copy as mmcv does, for op counters that should see the architecture's
+    convolutions.
 
     Example:
         >>> import torch
@@ -68,10 +81,95 @@ class Conv2dSame(Conv2dAdaptivePadding):
                 for k, d in zip(self.kernel_size, self.dilation)
             )
 
+    # set by padded_copy_same_convs()
+    padded_copy = False
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.padded_copy and not self.fixed_padding:
+            return super().forward(x)
+        return self._conv_forward(x, self.weight, self.bias)
+
+    def _conv_forward(
+        self, x: Tensor, weight: Tensor, bias: Optional[Tensor]
+    ) -> Tensor:
         if self.fixed_padding:
-            return nn.Conv2d.forward(self, x)
-        return super().forward(x)
+            return nn.Conv2d._conv_forward(self, x, weight, bias)
+        (pad_h, crop_h), (pad_w, crop_w) = (
+            same_conv_padding(n, k, s, d)
+            for n, k, s, d in zip(
+                x.shape[-2:], self.kernel_size, self.stride, self.dilation
+            )
+        )
+        out = F.conv2d(
+            x,
+            weight,
+            bias,
+            self.stride,
+            (pad_h, pad_w),
+            self.dilation,
+            self.groups,
+        )
+        return crop_start(out, crop_h, crop_w)
+
+
+@contextlib.contextmanager
+def padded_copy_same_convs() -> Iterator[None]:
+    """Within, every :class:`Conv2dSame` pads a copy of its input (mmcv's
+    ``Conv2dAdaptivePadding``), so that a FLOP counter counts the
+    architecture's convolutions rather than the extra window of the
+    asymmetric case (+0.08% of D0's MACs)."""
+    Conv2dSame.padded_copy = True
+    try:
+        yield
+    finally:
+        Conv2dSame.padded_copy = False
+
+
+class CropStart(nn.Module):
+    """Drops the first ``top`` rows and ``left`` columns of a map (the
+    fixed-size form of :class:`Conv2dSame`'s asymmetric case)."""
+
+    def __init__(self, top: int, left: int) -> None:
+        super().__init__()
+        self.top, self.left = top, left
+
+    def forward(self, x: Tensor) -> Tensor:
+        return crop_start(x, self.top, self.left)
+
+    def extra_repr(self) -> str:
+        return f'top={self.top}, left={self.left}'
+
+
+def crop_start(x: Tensor, top: int, left: int) -> Tensor:
+    """``x[..., top:, left:]`` as a dense tensor in ``x``'s memory format."""
+    if not top and not left:
+        return x
+    channels_last = (
+        x.is_contiguous(memory_format=torch.channels_last)
+        and not x.is_contiguous()
+    )
+    return x[..., top:, left:].contiguous(
+        memory_format=torch.channels_last
+        if channels_last
+        else torch.contiguous_format
+    )
+
+
+def same_conv_padding(
+    size: int, kernel: int, stride: int, dilation: int = 1
+) -> Tuple[int, int]:
+    """SAME padding of one dim as (symmetric padding, outputs to drop).
+
+    ``(b, 0)`` when SAME pads ``b`` on both sides; ``(b + s, 1)`` when it
+    pads ``(b, b + 1)``: padding ``s`` more on each side adds one window a
+    stride before SAME's first, dropped, and the windows after it are
+    SAME's (the last one reaches ``b + 1`` cells past the input, never the
+    extra ``s - 1``).
+    """
+    before, after = same_pad_amounts(size, kernel, stride, dilation)
+    if before == after:
+        return before, 0
+    return before + stride, 1
 
 
 def same_pad_amounts(
