@@ -29,18 +29,12 @@ from mmcv.cnn.bricks import Conv2dAdaptivePadding
 from ..models.layers import (
     CropStart,
     MaxPool2dSame,
-    same_conv_padding,
+    same_conv_padding_2d,
     same_pool_padding,
 )
 
 # ((padding, crop) of the height, (padding, crop) of the width)
 Pads = Tuple[Tuple[int, int], Tuple[int, int]]
-
-
-def _same_pads(size: Tuple[int, int], kernel, stride, dilation) -> Pads:
-    return tuple(
-        same_conv_padding(*dim) for dim in zip(size, kernel, stride, dilation)
-    )
 
 
 def _plain_conv(conv: nn.Conv2d, padding: Tuple[int, int]) -> nn.Conv2d:
@@ -129,7 +123,7 @@ def static_same_padding(
         for name, child in list(parent.named_children()):
             if isinstance(child, Conv2dAdaptivePadding):
                 pads = {
-                    _same_pads(
+                    same_conv_padding_2d(
                         size, child.kernel_size, child.stride, child.dilation
                     )
                     for size in sizes.get(child, ())

@@ -12,6 +12,7 @@ from .padding import (
     crop_start,
     padded_copy_same_convs,
     same_conv_padding,
+    same_conv_padding_2d,
     same_pad_amounts,
     same_pool_padding,
 )
@@ -21,6 +22,7 @@ __all__ = [
     'crop_start',
     'padded_copy_same_convs',
     'same_conv_padding',
+    'same_conv_padding_2d',
     'class_wise_nms',
     'resolve_nms_op',
     'Conv2dSame',

@@ -10,7 +10,7 @@ without its padded copy of the input), max-pooling :class:`MaxPool2dSame`
 
 import contextlib
 import math
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -94,11 +94,8 @@ class Conv2dSame(Conv2dAdaptivePadding):
     ) -> Tensor:
         if self.fixed_padding:
             return nn.Conv2d._conv_forward(self, x, weight, bias)
-        (pad_h, crop_h), (pad_w, crop_w) = (
-            same_conv_padding(n, k, s, d)
-            for n, k, s, d in zip(
-                x.shape[-2:], self.kernel_size, self.stride, self.dilation
-            )
+        (pad_h, crop_h), (pad_w, crop_w) = same_conv_padding_2d(
+            x.shape[-2:], self.kernel_size, self.stride, self.dilation
         )
         out = F.conv2d(
             x,
@@ -170,6 +167,18 @@ def same_conv_padding(
     if before == after:
         return before, 0
     return before + stride, 1
+
+
+def same_conv_padding_2d(
+    size: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """:func:`same_conv_padding` of the height and of the width."""
+    return tuple(
+        same_conv_padding(*dim) for dim in zip(size, kernel, stride, dilation)
+    )
 
 
 def same_pad_amounts(
