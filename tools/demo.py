@@ -14,8 +14,6 @@ import os.path as osp
 import mmcv
 from mmdet.apis import DetInferencer
 
-from mmdet_efficientdet.engine import checkpoint_safe_globals
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Draw detections')
@@ -39,13 +37,12 @@ def main() -> None:
     ]:
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file {path!r} not found')
-    with checkpoint_safe_globals():
-        inferencer = DetInferencer(
-            model=args.config,
-            weights=args.checkpoint,
-            device=args.device,
-            show_progress=False,
-        )
+    inferencer = DetInferencer(
+        model=args.config,
+        weights=args.checkpoint,
+        device=args.device,
+        show_progress=False,
+    )
     result = inferencer(
         args.image,
         return_vis=True,

@@ -4,8 +4,8 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 
 Differences from mmdet's stock script, each for a known trap:
-``--resume`` works under torch >= 2.6 weights-only loading (only the
-classes an mmengine checkpoint holds are allowed, and only while resuming);
+``--resume`` works under torch >= 2.6 weights-only loading (importing the
+package allows the data-only classes an mmengine checkpoint holds);
 ``--amp`` also works on the CPU (bfloat16 autocast); distributed runs
 without CUDA use the gloo backend and plain BN.
 """
@@ -21,7 +21,6 @@ from mmdet_efficientdet.engine import (
     adapt_launch,
     add_common_args,
     amp_optim_wrapper_type,
-    checkpoint_safe_globals,
     load_config,
     parse_common,
 )
@@ -105,8 +104,7 @@ def main() -> None:
             + ', '.join(switched)
         )
     log_batch_size(runner)
-    with checkpoint_safe_globals():
-        runner.train()
+    runner.train()
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 from .checkpoint_globals import (
     allowed_checkpoint_globals,
-    checkpoint_safe_globals,
+    register_checkpoint_globals,
 )
 from .cli import add_common_args, load_config, parse_common
 from .launch import adapt_launch
@@ -14,5 +14,5 @@ __all__ = [
     'parse_common',
     'allowed_checkpoint_globals',
     'amp_optim_wrapper_type',
-    'checkpoint_safe_globals',
+    'register_checkpoint_globals',
 ]

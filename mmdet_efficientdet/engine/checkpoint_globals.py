@@ -1,20 +1,25 @@
-"""Resume mmengine checkpoints under torch's weights-only loading.
+"""Load mmengine checkpoints under torch's weights-only loading.
 
 torch >= 2.6 loads checkpoints weights-only by default, and mmengine 0.10.7
-calls ``torch.load`` without ``weights_only``, so ``--resume`` stops with
-``Unsupported global: GLOBAL mmengine.logging.history_buffer.HistoryBuffer``
-(the message hub's logged scalars, held in numpy arrays and scalars, and
-their statistics methods, pickled as ``getattr(HistoryBuffer, 'mean')``).
+calls ``torch.load`` without ``weights_only``, so a training checkpoint
+stops mmdet's ``tools/test.py``, ``init_detector``, ``DetInferencer`` and
+``--resume`` with ``Unsupported global: GLOBAL
+mmengine.logging.history_buffer.HistoryBuffer`` (the message hub's logged
+scalars, held in numpy arrays and scalars, and their statistics methods,
+pickled as ``getattr(HistoryBuffer, 'mean')``).
 
 Rather than switching weights-only loading off - which would unpickle any
-object a checkpoint file names - :func:`checkpoint_safe_globals` allows
-exactly the classes a training checkpoint of ours holds, and only inside
-its ``with`` block.
+object a checkpoint file names - importing the package adds exactly the
+data-only classes such a checkpoint holds to torch's allow-list
+(:func:`register_checkpoint_globals`). It is done at import, not around our
+own tools' calls, because a config's ``custom_imports`` runs only that
+import: mmdet's and mmengine's entry points then load our checkpoints with
+weights-only loading still on, and a checkpoint naming anything else (a
+function, a class with side effects) is still refused.
 """
 
-import contextlib
 import pickle
-from typing import Callable, Iterator, List
+from typing import Callable, List
 
 import numpy as np
 import torch
@@ -70,8 +75,7 @@ def allowed_checkpoint_globals() -> List:
     ]
 
 
-@contextlib.contextmanager
-def checkpoint_safe_globals() -> Iterator[None]:
-    """Allow :func:`allowed_checkpoint_globals` while the block runs."""
-    with torch.serialization.safe_globals(allowed_checkpoint_globals()):
-        yield
+def register_checkpoint_globals() -> None:
+    """Add :func:`allowed_checkpoint_globals` to torch's weights-only
+    allow-list for the rest of the process (idempotent)."""
+    torch.serialization.add_safe_globals(allowed_checkpoint_globals())

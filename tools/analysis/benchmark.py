@@ -53,7 +53,6 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmdet_efficientdet.analysis.measure import peak_memory, time_interleaved
-from mmdet_efficientdet.engine import checkpoint_safe_globals
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16}
 
@@ -104,8 +103,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def build_ours(args: argparse.Namespace) -> torch.nn.Module:
-    with checkpoint_safe_globals():
-        model = init_detector(args.config, args.checkpoint, device=args.device)
+    model = init_detector(args.config, args.checkpoint, device=args.device)
     spec = model.cfg.get('efficientdet')
     if spec is None:
         raise ValueError(

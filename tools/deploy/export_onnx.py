@@ -34,7 +34,6 @@ from mmdet_efficientdet.deploy.onnx_export import (
     compare_with_onnxruntime,
     export_onnx,
 )
-from mmdet_efficientdet.engine import checkpoint_safe_globals
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -85,8 +84,7 @@ def input_shape(args: argparse.Namespace, cfg) -> tuple:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    with checkpoint_safe_globals():
-        model = init_detector(args.config, args.checkpoint, device='cpu')
+    model = init_detector(args.config, args.checkpoint, device='cpu')
     shape = input_shape(args, model.cfg)
     if args.deploy:
         report = prepare_for_deploy(model, shape)
