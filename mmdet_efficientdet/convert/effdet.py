@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..models.backbones import convert_state_dict, read_checkpoint
 from ..models.backbones.efficientnet_arch import decode_stages, resolve_arch
+from ..package_files import get_config_file
 from ..scaling import BACKBONE_OUT_INDICES, EfficientDetSpec, get_spec
 from .effdet_keys import head_keys_from_effdet, neck_keys_from_effdet
 
@@ -44,11 +45,6 @@ EFFDET_LABEL_OFFSET = 1  # output i is category id i + 1
 TORCH_BN_EPS = 1e-5
 # AdvProp weights see the input scaled to [-1, 1].
 ADVPROP_MEAN_STD = ([127.5] * 3, [127.5] * 3)
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONVERTED_CONFIG_DIR = osp.join(
-    REPO_ROOT, 'configs', 'efficientdet', 'converted'
-)
 
 
 class EffdetVariant(NamedTuple):
@@ -71,9 +67,23 @@ class EffdetVariant(NamedTuple):
 
     @property
     def config(self) -> str:
-        """The converted model's config file."""
-        return osp.join(CONVERTED_CONFIG_DIR, f'{self.name}_coco.py')
+        """The converted model's config file (packaged or in the checkout)."""
+        return get_config_file(f'efficientdet/converted/{self.name}_coco')
 
+
+# COCO val2017 box AP (%) of the official TF weights (paper, Table 2 /
+# google/automl README), which tf_efficientdet_{d0..d7x} carry.
+OFFICIAL_COCO_VAL_AP = dict(
+    d0=34.3,
+    d1=40.2,
+    d2=43.5,
+    d3=46.8,
+    d4=49.3,
+    d5=51.3,
+    d6=52.2,
+    d7=53.4,
+    d7x=54.4,
+)
 
 _TF = ('d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd7x')
 _LITE = ('lite0', 'lite1', 'lite2', 'lite3', 'lite3x', 'lite4')
@@ -365,7 +375,7 @@ def convert_effdet_checkpoint(
     check_converted(converted, unknown, model_shapes(config), name, source)
     meta = dict(
         effdet_variant=name,
-        config=osp.relpath(config, REPO_ROOT),
+        config=osp.abspath(config),
         source=osp.basename(src),
         num_classes=EFFDET_NUM_CLASSES,
         label_offset=EFFDET_LABEL_OFFSET,

@@ -6,6 +6,8 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
+from ..package_files import CONFIG_PREFIX, get_config_file
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
@@ -34,11 +36,24 @@ def parse_common(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
+def find_config(name: str) -> str:
+    """A config file's path: ``name`` itself, or a packaged config
+    (``mmdet_efficientdet::quickstart/...py``, see
+    :func:`~mmdet_efficientdet.get_config_file`)."""
+    if name.startswith(CONFIG_PREFIX):
+        return get_config_file(name)
+    if not osp.isfile(name):
+        raise FileNotFoundError(
+            f'config file {name!r} not found (a packaged config is named '
+            f'{CONFIG_PREFIX}<folder>/<file>.py)'
+        )
+    return name
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """The config file merged with ``--cfg-options``, ``--work-dir`` (default
     ``work_dirs/<config name>``) and ``--launcher``."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} not found')
+    args.config = find_config(args.config)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

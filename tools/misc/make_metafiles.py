@@ -1,0 +1,185 @@
+"""Write model-index.yml and one metafile.yml per config folder.
+
+    python tools/misc/make_metafiles.py           # (re)write them
+    python tools/misc/make_metafiles.py --check   # exit 1 if out of date
+
+The files follow OpenMMLab's model index (what ``mim search`` and
+``mmengine.hub`` read): per config its variant, compound coefficient,
+input size, parameters and MACs - counted from the config itself on the
+meta device (:mod:`mmdet_efficientdet.analysis.complexity`), never typed -
+and, for the configs of effdet's TF-ported weights, the official COCO AP
+and the effdet release file to convert (effdet's own model table).
+"""
+
+import argparse
+import glob
+import os.path as osp
+import sys
+from typing import Dict, List
+
+import torch
+import yaml
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+
+from mmdet_efficientdet.analysis.complexity import count, input_size
+from mmdet_efficientdet.convert import EFFDET_VARIANTS
+from mmdet_efficientdet.convert.effdet import OFFICIAL_COCO_VAL_AP
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PAPER = dict(
+    URL='https://arxiv.org/abs/1911.09070',
+    Title='EfficientDet: Scalable and Efficient Object Detection',
+)
+EFFDET_CODE = 'https://github.com/rwightman/efficientdet-pytorch'
+# folder -> collection; configs/_base_ holds no model
+COLLECTIONS = {
+    'efficientdet': dict(
+        Name='EfficientDet',
+        Metadata={
+            'Training Data': 'COCO',
+            'Training Techniques': [
+                'SGD with Momentum',
+                'Weight Decay',
+                'EMA',
+            ],
+            'Architecture': ['EfficientNet', 'BiFPN'],
+        },
+        Paper=PAPER,
+    ),
+    'efficientdet/converted': dict(
+        Name='EfficientDet (effdet weights)',
+        Metadata={
+            'Training Data': 'COCO',
+            'Architecture': ['EfficientNet', 'BiFPN'],
+        },
+        Paper=PAPER,
+    ),
+    'bifpn': dict(
+        Name='BiFPN in mmdet detectors',
+        Metadata={'Training Data': 'COCO', 'Architecture': ['BiFPN']},
+        Paper=PAPER,
+    ),
+    'quickstart': dict(
+        Name='EfficientDet quickstart',
+        Metadata={
+            'Training Data': 'shapes (made by the package)',
+            'Architecture': ['EfficientNet-Lite', 'BiFPN'],
+        },
+        Paper=PAPER,
+    ),
+}
+
+
+def model_entry(folder: str, path: str) -> Dict:
+    """The metafile entry of one config."""
+    cfg = Config.fromfile(path)
+    name = osp.splitext(osp.basename(path))[0]
+    spec = cfg.get('efficientdet')
+    if spec is not None:
+        size = input_size(cfg)
+        params, macs = count(cfg.model, size)
+        meta = {
+            'Variant': spec['name'],
+            'Compound Coefficient': spec['phi'],
+            'Input Size': size,
+            'Parameters': params,
+            'MACs (G)': round(macs / 1e9, 3),
+        }
+    else:
+        # two-stage and other mmdet detectors: parameters only
+        meta = {'Parameters': count_params(cfg.model)}
+    meta = {k: v for k, v in meta.items() if v is not None}
+    entry = {
+        'Name': name,
+        'In Collection': COLLECTIONS[folder]['Name'],
+        'Config': f'configs/{folder}/{osp.basename(path)}',
+    }
+    entry['Metadata'] = meta
+    variant = EFFDET_VARIANTS.get(name[: -len('_coco')])
+    if variant is not None:
+        entry.update(converted_from(variant))
+    return entry
+
+
+def count_params(model_cfg: dict) -> int:
+    """Parameters of a detector config, built on the meta device."""
+    register_all_modules()
+    with torch.device('meta'):
+        model = MODELS.build(model_cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+def converted_from(variant) -> Dict:
+    """Results and source weights of an effdet-converted config."""
+    from effdet.config.model_config import efficientdet_model_param_dict
+
+    url = efficientdet_model_param_dict[variant.name].get('url')
+    out: Dict = {}
+    official = variant.name == f'tf_efficientdet_{variant.spec}'
+    if official and variant.spec in OFFICIAL_COCO_VAL_AP:
+        out['Results'] = [
+            {
+                'Task': 'Object Detection',
+                'Dataset': 'COCO',
+                'Metrics': {'box AP': OFFICIAL_COCO_VAL_AP[variant.spec]},
+            }
+        ]
+    if url:
+        out['Converted From'] = {'Weights': url, 'Code': EFFDET_CODE}
+    return out
+
+
+def metafiles() -> Dict[str, str]:
+    """Relative path -> text of every metafile and of model-index.yml."""
+    texts, imports = {}, []
+    for folder, collection in COLLECTIONS.items():
+        paths = sorted(glob.glob(osp.join(REPO, 'configs', folder, '*.py')))
+        models: List[Dict] = [model_entry(folder, p) for p in paths]
+        rel = f'configs/{folder}/metafile.yml'
+        texts[rel] = yaml.safe_dump(
+            {'Collections': [collection], 'Models': models},
+            sort_keys=False,
+            width=79,
+        )
+        imports.append(rel)
+    texts['model-index.yml'] = yaml.safe_dump(
+        {'Import': imports}, sort_keys=False
+    )
+    return texts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--check',
+        action='store_true',
+        help='write nothing; exit 1 when a file differs from what the '
+        'configs give',
+    )
+    args = parser.parse_args()
+    stale = []
+    for rel, text in metafiles().items():
+        path = osp.join(REPO, rel)
+        old = open(path).read() if osp.isfile(path) else None
+        if old == text:
+            continue
+        if args.check:
+            stale.append(rel)
+        else:
+            with open(path, 'w') as f:
+                f.write(text)
+            print(f'wrote {rel}')
+    if stale:
+        print(
+            'out of date (run python tools/misc/make_metafiles.py): '
+            + ', '.join(stale),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
