@@ -1,22 +1,28 @@
 """Evaluate a checkpoint with MMEngine: mmdet's ``tools/test.py`` CLI.
 
 python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RES.pkl]
-    [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+    [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch]
+
+CONFIG is a file, or a packaged config by name
+(``mmdet_efficientdet::quickstart/efficientdet-lite0_1xb8-12e_shapes.py``).
+``--tta`` evaluates the config's ``tta_model`` over its ``tta_pipeline``
+(every EfficientDet config has a horizontal-flip one), as mmdet's does.
 """
 
 import argparse
 import os.path as osp
+import warnings
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdet_efficientdet.engine import (
     adapt_launch,
     add_common_args,
-    checkpoint_safe_globals,
     load_config,
     parse_common,
 )
@@ -37,7 +43,35 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='interval of --show (s)'
     )
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help="test-time augmentation: the config's tta_model over its "
+        'tta_pipeline',
+    )
     return parse_common(parser)
+
+
+def use_tta(cfg: Config) -> None:
+    """Wrap the model in ``cfg.tta_model`` and test on ``cfg.tta_pipeline``
+    (mmdet's ``--tta``; mmdet's default flip-NMS model when none is set)."""
+    if 'tta_pipeline' not in cfg:
+        raise ValueError(
+            '--tta needs a tta_pipeline in the config (see '
+            'configs/_base_/datasets/shapes_detection.py)'
+        )
+    if 'tta_model' not in cfg:
+        warnings.warn(
+            'no tta_model in the config: using DetTTAModel + NMS', stacklevel=2
+        )
+        cfg.tta_model = dict(
+            type='DetTTAModel',
+            tta_cfg=dict(
+                nms=dict(type='nms', iou_threshold=0.5), max_per_img=100
+            ),
+        )
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
 def main() -> None:
@@ -49,6 +83,8 @@ def main() -> None:
         )
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    if args.tta:
+        use_tta(cfg)
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     adapt_launch(cfg, args.launcher)
@@ -62,8 +98,7 @@ def main() -> None:
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out)
         )
-    with checkpoint_safe_globals():
-        runner.test()
+    runner.test()
 
 
 if __name__ == '__main__':

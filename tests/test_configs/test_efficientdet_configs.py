@@ -306,3 +306,26 @@ def test_analysis_tool(tmp_path):
     png = tmp_path / 'scaling.png'
     tool.plot(curves, str(png))
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+QUICKSTART = osp.join(
+    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+)
+
+
+@pytest.mark.parametrize('path', [D0, QUICKSTART], ids=config_id)
+def test_tta_flips_at_the_variant_size_before_padding(path):
+    """`tools/test.py --tta`: flip / no flip at the variant's input size;
+    a flip after padding would mirror the padding into the image."""
+    cfg = Config.fromfile(path)
+    size = cfg.efficientdet.image_size
+    assert cfg.tta_model.type == 'DetTTAModel'
+    (aug,) = [t for t in cfg.tta_pipeline if t.type == 'TestTimeAug']
+    steps = [[t.type for t in branch] for branch in aug.transforms]
+    assert steps[0] == ['Resize']
+    assert tuple(aug.transforms[0][0].scale) == (size, size)
+    flip = steps.index(['RandomFlip', 'RandomFlip'])
+    assert [t.prob for t in aug.transforms[flip]] == [1.0, 0.0]
+    assert all(i > flip for i, s in enumerate(steps) if s == ['Pad'])
+    pack = aug.transforms[-1][0]
+    assert {'flip', 'flip_direction', 'scale_factor'} <= set(pack.meta_keys)

@@ -33,6 +33,36 @@ test_pipeline = [
         ),
     ),
 ]
+# `tools/test.py --tta`: the test pipeline with and without a horizontal
+# flip; DetTTAModel (configs/_base_/models/efficientdet.py) merges both
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=None, keep_ratio=True)],
+            [
+                dict(type='RandomFlip', prob=1.0),
+                dict(type='RandomFlip', prob=0.0),
+            ],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=(
+                        'img_id',
+                        'img_path',
+                        'ori_shape',
+                        'img_shape',
+                        'scale_factor',
+                        'flip',
+                        'flip_direction',
+                    ),
+                )
+            ],
+        ],
+    ),
+]
 train_dataloader = dict(
     batch_size=16, num_workers=4, dataset=dict(pipeline=train_pipeline)
 )

@@ -44,6 +44,44 @@ test_pipeline = [
         ),
     ),
 ]
+# `tools/test.py --tta`: the test pipeline with and without a horizontal
+# flip (before padding, so that flipping back uses the image's own width);
+# DetTTAModel (configs/_base_/models/efficientdet.py) merges both
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(
+                    type='Resize',
+                    scale=(image_size, image_size),
+                    keep_ratio=True,
+                )
+            ],
+            [
+                dict(type='RandomFlip', prob=1.0),
+                dict(type='RandomFlip', prob=0.0),
+            ],
+            [dict(type='Pad', size=(image_size, image_size))],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=(
+                        'img_id',
+                        'img_path',
+                        'ori_shape',
+                        'img_shape',
+                        'scale_factor',
+                        'flip',
+                        'flip_direction',
+                    ),
+                )
+            ],
+        ],
+    ),
+]
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,

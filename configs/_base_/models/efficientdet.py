@@ -85,3 +85,10 @@ model = dict(
         max_per_img=100,
     ),
 )
+# `tools/test.py --tta` wraps the model in this: the detections of every
+# augmented view (tta_pipeline in the dataset configs), mapped back to the
+# image, merged by class-wise NMS as the head's own test_cfg does
+tta_model = dict(
+    type='DetTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100),
+)
