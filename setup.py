@@ -26,6 +26,8 @@ ANALYSIS = [
     'matplotlib',
     'pandas',
     'seaborn',
+    # mmdet's tools/analysis_tools/benchmark.py
+    'psutil',
 ]
 
 

