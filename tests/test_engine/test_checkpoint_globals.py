@@ -51,9 +51,7 @@ def honest_checkpoint() -> dict:
             dataset_meta=dict(classes=('circle', 'square')),
         ),
         state_dict=dict(weight=torch.ones(2, 2)),
-        message_hub=message_hub(
-            {'train/loss': buffer, 'train/lr': lr}
-        ),
+        message_hub=message_hub({'train/loss': buffer, 'train/lr': lr}),
         history=np.arange(3.0),
     )
 
