@@ -349,16 +349,15 @@ def model_shapes(config: str) -> Dict[str, torch.Size]:
     return {k: v.shape for k, v in model.state_dict().items()}
 
 
-def convert_effdet_checkpoint(
-    src: str, dst: str, name: str, config: Optional[str] = None
-) -> Dict[str, Any]:
-    """Convert the effdet checkpoint ``src`` of ``name`` into ``dst``.
-
-    ``dst`` is written (atomically) only when the conversion fits the model
-    of ``config`` (default: the variant's converted config) exactly.
+def convert_effdet_file(
+    src: str, name: str, config: Optional[str] = None
+) -> Tuple[StateDict, Dict[str, Any]]:
+    """Read the effdet checkpoint ``src`` of ``name`` and convert it.
 
     Returns:
-        The written checkpoint's ``meta``.
+        The converted state dict and its ``meta``, only when the
+        conversion fits the model of ``config`` (default: the variant's
+        converted config) exactly.
 
     Raises:
         ValueError: Unknown variant, or a checkpoint that does not fit,
@@ -381,6 +380,20 @@ def convert_effdet_checkpoint(
         label_offset=EFFDET_LABEL_OFFSET,
     )
     state = {k: v.detach().clone().contiguous() for k, v in converted.items()}
+    return state, meta
+
+
+def convert_effdet_checkpoint(
+    src: str, dst: str, name: str, config: Optional[str] = None
+) -> Dict[str, Any]:
+    """Convert the effdet checkpoint ``src`` of ``name`` into ``dst``
+    (:func:`convert_effdet_file`); ``dst`` is written atomically, and not
+    at all when the conversion fails.
+
+    Returns:
+        The written checkpoint's ``meta``.
+    """
+    state, meta = convert_effdet_file(src, name, config)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     tmp = f'{dst}.part'
     try:

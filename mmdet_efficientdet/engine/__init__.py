@@ -3,11 +3,13 @@ from .checkpoint_globals import (
     register_checkpoint_globals,
 )
 from .cli import add_common_args, load_config, parse_common
+from .hooks import SkipMismatchedWeightsHook
 from .launch import adapt_launch
 from .optim_wrappers import CPUAmpOptimWrapper, amp_optim_wrapper_type
 
 __all__ = [
     'CPUAmpOptimWrapper',
+    'SkipMismatchedWeightsHook',
     'adapt_launch',
     'add_common_args',
     'load_config',

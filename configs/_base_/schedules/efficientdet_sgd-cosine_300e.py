@@ -30,15 +30,18 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 auto_scale_lr = dict(enable=False, base_batch_size=128)
 
-# official moving_average_decay 0.9998
 custom_hooks = [
+    # official moving_average_decay 0.9998
     dict(
         type='EMAHook',
         ema_type='ExpMomentumEMA',
         momentum=2e-4,
         update_buffers=True,
         priority=49,
-    )
+    ),
+    # fine-tuning: load_from a checkpoint of other classes loads all but
+    # the class prediction, and says so in one line
+    dict(type='SkipMismatchedWeightsHook'),
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3)

@@ -1,0 +1,3 @@
+from .skip_mismatched_weights_hook import SkipMismatchedWeightsHook
+
+__all__ = ['SkipMismatchedWeightsHook']
