@@ -2,7 +2,7 @@
 # Install everything mmdet-efficientdet needs, skipping what is already
 # there. Safe to run again: a second run on a ready machine takes seconds.
 #
-#   bash tools/install.sh            # runtime + every extra the README uses
+#   bash tools/install.sh            # runtime + every extra the docs use
 #                                    # (tests, deploy, analysis)
 #   PYTHON=/path/to/python bash tools/install.sh
 #
@@ -15,7 +15,7 @@
 #   MMCV_CACHE   where built mmcv wheels are kept, one folder per torch
 #                build (default: ~/.cache/mmdet_efficientdet/mmcv)
 #
-# Known traps handled here (see README, "Installation"):
+# Known traps handled here (see docs/installation.md):
 # - mmdet 3.3 refuses mmcv >= 2.2, and mmcv 2.1.0 has no wheel for this
 #   torch, so it is built from its sdist with its C++ ops.
 # - mmcv 2.1.0's setup.py hard-codes -std=c++17; torch >= 2.14 headers need

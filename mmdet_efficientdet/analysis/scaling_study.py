@@ -85,7 +85,7 @@ SETTINGS: Dict[str, StudySetting] = {
         grid=((1.2, 1.1), (1.2, 1.2)),
     ),
     # the study: 11 models of 7 epochs (350 iterations), about 40 min on
-    # one core (README)
+    # one core (docs/scaling_explorer.md)
     'default': StudySetting(
         epochs=7,
         batch_size=8,

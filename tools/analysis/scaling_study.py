@@ -18,7 +18,7 @@ draws a small one into the work dir).
 EfficientNet-Lite0 backbone, frozen, and scales BiFPN, head and input;
 ``--base scratch`` trains a half-width, half-depth Lite backbone from
 scratch and scales it too; it needs far longer schedules (its base model
-reached val bbox mAP 0.004 after 12 epochs, see the README).
+reached val bbox mAP 0.004 after 12 epochs, see docs/scaling_explorer.md).
 """
 
 import argparse

@@ -1,4 +1,5 @@
-"""Write model-index.yml and one metafile.yml per config folder.
+"""Write model-index.yml, one metafile.yml per config folder and the
+models tables of README.md and configs/efficientdet/README.md.
 
     python tools/misc/make_metafiles.py           # (re)write them
     python tools/misc/make_metafiles.py --check   # exit 1 if out of date
@@ -26,6 +27,7 @@ from mmengine.config import Config
 from mmdet_efficientdet.analysis.complexity import count, input_size
 from mmdet_efficientdet.convert import EFFDET_VARIANTS
 from mmdet_efficientdet.convert.effdet import OFFICIAL_COCO_VAL_AP
+from mmdet_efficientdet.scaling import OFFICIAL
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER = dict(
@@ -131,12 +133,63 @@ def converted_from(variant) -> Dict:
     return out
 
 
+TABLE_START = '<!-- models table: tools/misc/make_metafiles.py -->'
+TABLE_END = '<!-- end of models table -->'
+# markdown files holding the table, and how they link to a config
+TABLE_FILES = {'README.md': '', 'configs/efficientdet/README.md': '../../'}
+
+
+def display_name(variant: str) -> str:
+    """'d7x' -> 'D7x', 'lite3x' -> 'Lite3x'."""
+    if variant.startswith('lite'):
+        return 'Lite' + variant[len('lite') :]
+    return variant.capitalize()
+
+
+def models_table(models: Dict[str, List[Dict]], link: str) -> str:
+    """Markdown: one row per variant, our config and the converted one."""
+    ours = {m['Metadata']['Variant']: m for m in models['efficientdet']}
+    tf = {
+        m['Metadata']['Variant']: m
+        for m in models['efficientdet/converted']
+        if m['Name'] == f'tf_efficientdet_{m["Metadata"]["Variant"]}_coco'
+    }
+    rows = [
+        '| variant | input | params (90 classes) | MACs | COCO AP (TF '
+        'weights) | config | effdet weights |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for variant in OFFICIAL:
+        mine, theirs = ours[variant], tf[variant]
+        meta = theirs['Metadata']
+        ap = theirs.get('Results', [{}])[0].get('Metrics', {}).get('box AP')
+        rows.append(
+            f'| {display_name(variant)} | '
+            f'{meta["Input Size"]} | {meta["Parameters"]:,} | '
+            f'{meta["MACs (G)"]:.3f} G | {ap if ap else "-"} | '
+            f'[{mine["Name"]}]({link}{mine["Config"]}) | '
+            f'[converted]({link}{theirs["Config"]}) |'
+        )
+    return '\n'.join(rows)
+
+
+def with_table(path: str, table: str) -> str:
+    """The markdown file's text with the table between its markers."""
+    text = open(path, encoding='utf-8').read()
+    start, end = text.index(TABLE_START), text.index(TABLE_END)
+    return (
+        text[: start + len(TABLE_START)] + '\n' + table + '\n' + (text[end:])
+    )
+
+
 def metafiles() -> Dict[str, str]:
-    """Relative path -> text of every metafile and of model-index.yml."""
-    texts, imports = {}, []
+    """Relative path -> text of every metafile, of model-index.yml and of
+    the markdown files with the models table."""
+    texts, imports, by_folder = {}, [], {}
     for folder, collection in COLLECTIONS.items():
         paths = sorted(glob.glob(osp.join(REPO, 'configs', folder, '*.py')))
         models: List[Dict] = [model_entry(folder, p) for p in paths]
+        by_folder[folder] = models
         rel = f'configs/{folder}/metafile.yml'
         texts[rel] = yaml.safe_dump(
             {'Collections': [collection], 'Models': models},
@@ -147,6 +200,9 @@ def metafiles() -> Dict[str, str]:
     texts['model-index.yml'] = yaml.safe_dump(
         {'Import': imports}, sort_keys=False
     )
+    for rel, link in TABLE_FILES.items():
+        table = models_table(by_folder, link)
+        texts[rel] = with_table(osp.join(REPO, rel), table)
     return texts
 
 
