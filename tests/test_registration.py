@@ -16,6 +16,7 @@ print('ok')
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'first,second',
     [

@@ -46,6 +46,7 @@ def costs():
 
 # 2.5 G -> D0 runs through the command line in
 # tests/test_tools/test_scale_to_budget.py
+@pytest.mark.slow
 @pytest.mark.parametrize('budget, variant', [(6.1e9, 'd1'), (25e9, 'd3')])
 def test_mac_budgets_give_the_official_variants(costs, budget, variant):
     result = largest_phi(
@@ -64,6 +65,7 @@ def test_mac_budgets_give_the_official_variants(costs, budget, variant):
     assert best.phi < after.phi <= best.phi + 1
 
 
+@pytest.mark.slow
 def test_mac_budget_between_table_entries_gives_a_formula_phi(costs):
     """8 G lies between D1 (6.0 G) and D2 (10.8 G): a fractional phi."""
     result = largest_phi(
@@ -104,6 +106,7 @@ def test_config_literal_and_base_path(tmp_path):
     assert base_reference(D0, '/cfg.py') == D0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('phi', [1.37])
 def test_written_config_loads_and_fits(tmp_path, costs, phi):
     path = str(tmp_path / 'scaled.py')

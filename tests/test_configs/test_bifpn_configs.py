@@ -87,6 +87,7 @@ def test_every_detector_and_backbone_is_covered():
             )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_trains_and_predicts(name):
     cfg = load_config(name)

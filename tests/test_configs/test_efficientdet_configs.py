@@ -21,6 +21,9 @@ from mmdet_efficientdet.scaling import get_spec, spec_as_dict
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'efficientdet')
 CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
+# variants whose full-size model takes seconds to count or run: in the
+# slow tier only (pytest -m 'not slow' keeps D0-D4 and Lite0-3)
+HEAVY = {'d5', 'd6', 'd7', 'd7x', 'lite3x', 'lite4'}
 D0 = osp.join(CONFIG_DIR, 'efficientdet_d0_8xb16-300e_coco.py')
 
 # Shared reference, section 2: total parameters (90 classes, TF layout) and
@@ -86,6 +89,15 @@ def variant_of(path):
     return osp.basename(path).split('_')[1]
 
 
+def heavy_slow(paths):
+    return [
+        pytest.param(p, marks=pytest.mark.slow)
+        if variant_of(p) in HEAVY
+        else p
+        for p in paths
+    ]
+
+
 def test_one_config_per_variant():
     assert sorted(variant_of(p) for p in CONFIGS) == sorted(REFERENCE)
 
@@ -123,7 +135,7 @@ def effdet_macs(name):
     return counter.get_total_flops() // 2
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+@pytest.mark.parametrize('path', heavy_slow(CONFIGS), ids=config_id)
 def test_sizes_are_the_reference(path):
     """Total parameters exact; MACs within 2% (FlopCounterMode / 2)."""
     cfg = Config.fromfile(path)
@@ -193,7 +205,7 @@ def test_table_config_and_modules_agree(path):
     assert cfg.model.neck.act_cfg.type == act
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+@pytest.mark.parametrize('path', heavy_slow(CONFIGS), ids=config_id)
 def test_loss_and_predict_on_cpu(path):
     register_all_modules()
     cfg = Config.fromfile(path)
@@ -285,6 +297,7 @@ def test_base_must_come_before_the_import(tmp_path):
         Config.fromfile(str(path))
 
 
+@pytest.mark.slow
 def test_analysis_tool(tmp_path):
     rows = tool.config_rows([D0], num_classes=90)
     table = tool.markdown(rows).splitlines()

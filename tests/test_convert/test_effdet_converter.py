@@ -220,6 +220,7 @@ def assert_same_detections(ours, theirs):
         used[close.nonzero()[0, 0]] = True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CASES)
 def test_converted_model_equals_effdet(
     name,

@@ -19,6 +19,14 @@ from mmdet_efficientdet.convert import (
     model_shapes,
 )
 
+# one of each kind in the quick tier: TF, AdvProp, PyTorch-native, Lite
+QUICK_VARIANTS = {
+    'tf_efficientdet_d0',
+    'tf_efficientdet_d0_ap',
+    'efficientdet_d0',
+    'tf_efficientdet_lite0',
+}
+
 
 @pytest.fixture(autouse=True, scope='module')
 def no_leftover_logger():
@@ -35,7 +43,13 @@ def effdet_state(name):
     return model.state_dict()
 
 
-@pytest.mark.parametrize('name', sorted(EFFDET_VARIANTS))
+@pytest.mark.parametrize(
+    'name',
+    [
+        n if n in QUICK_VARIANTS else pytest.param(n, marks=pytest.mark.slow)
+        for n in sorted(EFFDET_VARIANTS)
+    ],
+)
 def test_every_tensor_maps_with_its_shape(name):
     state = effdet_state(name)
     converted, unknown = convert_effdet_state_dict(state, name)
