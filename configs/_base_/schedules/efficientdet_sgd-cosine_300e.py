@@ -22,7 +22,8 @@ optim_wrapper = dict(
     ),
     clip_grad=dict(max_norm=10.0, norm_type=2),
 )
-param_scheduler = warmup_cosine(max_epochs, warmup_lr / base_lr)
+# decays to 0 at train_cfg's max_epochs, whatever a child sets
+param_scheduler = warmup_cosine(warmup_lr / base_lr)
 train_cfg = dict(
     type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10
 )
