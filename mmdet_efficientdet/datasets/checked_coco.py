@@ -3,7 +3,8 @@
 mmdet's ``CocoDataset`` silently drops boxes it cannot use (zero width,
 an undeclared category), fails on a corrupt json with pycocotools'
 bare ``JSONDecodeError``, and finds a missing or unreadable image only
-when the data loader reaches it, mid-epoch. This subclass reads
+when the data loader reaches it, mid-epoch; an image whose recorded size
+is not its file's trains silently on misplaced boxes. This subclass reads
 everything up front: problems that lose data raise an error naming the
 file and the record; problems that only skip records are logged with
 their count and an example.
@@ -72,16 +73,17 @@ class CheckedCocoDataset(CocoDataset):
     a missing or corrupt json; an annotation whose ``category_id`` the file
     does not declare; a class of ``metainfo`` missing from the file's
     categories; a bbox that is not four numbers; image files that do not
-    exist or cannot be loaded (not an image, truncated: see
-    :mod:`.image_check`). Logged skips: boxes narrower or lower than
+    exist, cannot be loaded (not an image, truncated: see
+    :mod:`.image_check`) or whose size differs from the record's
+    ``width`` / ``height``. Logged skips: boxes narrower or lower than
     1 px (which mmdet ignores); what ``filter_cfg`` drops for training -
     images with a side under ``min_size`` (set it to the detector's
     largest stride) and, with ``filter_empty_gt``, images without boxes.
     A dataset left empty by the skips is an error.
 
     Args:
-        check_files (bool): Check every image file (exists, loads),
-            reading a few KiB of each. Defaults to
+        check_files (bool): Check every image file (exists, loads, has
+            the recorded size), reading a few KiB of each. Defaults to
             True.
         **kwargs: Passed to :class:`mmdet.datasets.CocoDataset`.
     """
@@ -174,6 +176,18 @@ class CheckedCocoDataset(CocoDataset):
                 f'{self.ann_file}: {len(unreadable)} of {len(data_list)} '
                 f'image files cannot be loaded: {_first_few(unreadable)}'
             )
+        wrong_size = [
+            _size_mismatch(d, info)
+            for d, info in zip(data_list, infos)
+            if info.size != (d['width'], d['height'])
+        ]
+        if wrong_size:
+            raise AnnotationError(
+                f'{self.ann_file}: {len(wrong_size)} of {len(data_list)} '
+                "image records state a size other than their file's; "
+                'boxes would be placed on the wrong pixels: '
+                f'{_first_few(wrong_size)}'
+            )
 
     def filter_data(self) -> List[dict]:
         """mmdet's filtering (``filter_cfg``), with a log of what it drops.
@@ -212,6 +226,20 @@ class CheckedCocoDataset(CocoDataset):
 def _first_few(items: List[str], shown: int = 5) -> str:
     more = len(items) - shown
     return ', '.join(items[:shown]) + (f' and {more} more' if more > 0 else '')
+
+
+def _size_mismatch(info: dict, found: ImageInfo) -> str:
+    recorded = f'{info["width"]}x{info["height"]}'
+    actual = f'{found.size[0]}x{found.size[1]}'
+    if found.size != found.stored:
+        actual += (
+            f' (stored {found.stored[0]}x{found.stored[1]}, turned by its '
+            'EXIF orientation when loaded)'
+        )
+    return (
+        f'image id {info["img_id"]} {info["img_path"]}: recorded '
+        f'{recorded}, file {actual}'
+    )
 
 
 def _inspect_all(paths: List[str]) -> List[ImageInfo]:

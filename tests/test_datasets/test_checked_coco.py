@@ -4,9 +4,11 @@ import json
 import logging
 
 import cv2
+import mmcv
 import numpy as np
 import pytest
 from mmengine.logging import MMLogger
+from PIL import Image
 
 from mmdet_efficientdet.datasets import (
     AnnotationError,
@@ -342,6 +344,52 @@ def test_check_files_false_skips_the_file_checks(tmp_path):
     path = write_coco(tmp_path)
     (tmp_path / 'img' / 'a.png').write_text('not an image\n')
     assert len(build(tmp_path, path, check_files=False)) == 2
+
+
+def test_recorded_size_differs_from_the_file(tmp_path):
+    path = write_coco(tmp_path)
+    coco = json.loads(path.read_text())
+    coco['images'][1].update(width=256, height=256)
+    path.write_text(json.dumps(coco))
+    with pytest.raises(
+        AnnotationError,
+        match=r'1 of 2 image records .*image id 2 \S+b\.png: recorded '
+        r'256x256, file 64x64',
+    ):
+        build(tmp_path, path)
+
+
+def write_turned_image(path):
+    """An image stored 40 wide x 20 high with EXIF orientation 6 (turn by
+    90 degrees): loaded 20 wide x 40 high."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(path, exif=exif)
+
+
+@pytest.mark.parametrize('ext', ['jpg', 'png'])
+@pytest.mark.parametrize('recorded, ok', [((20, 40), True), ((40, 20), False)])
+def test_exif_orientation_is_applied_as_the_loader_does(
+    tmp_path, recorded, ok, ext
+):
+    path = write_coco(tmp_path, annotations=[])
+    name = f'c.{ext}'
+    write_turned_image(tmp_path / 'img' / name)
+    loaded = mmcv.imread(str(tmp_path / 'img' / name))
+    assert loaded.shape[:2] == (40, 20)  # mmcv turns it (height, width)
+    coco = json.loads(path.read_text())
+    width, height = recorded
+    coco['images'] = [dict(id=3, file_name=name, width=width, height=height)]
+    path.write_text(json.dumps(coco))
+    if ok:
+        assert len(build(tmp_path, path, test_mode=True)) == 1
+    else:
+        with pytest.raises(
+            AnnotationError,
+            match=rf'image id 3 \S+c\.{ext}: recorded 40x20, file 20x40 '
+            r'\(stored 40x20, turned by its EXIF orientation',
+        ):
+            build(tmp_path, path, test_mode=True)
 
 
 def test_long_checks_log_progress(tmp_path, warnings, monkeypatch):
