@@ -31,7 +31,10 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 auto_scale_lr = dict(enable=False, base_batch_size=128)
 
-# official moving_average_decay 0.9998
+# official moving_average_decay 0.9998; then mmdet's check of the head's
+# num_classes against the dataset's classes, before each train / val
+# epoch. A child config that sets custom_hooks replaces this list: keep
+# the check.
 custom_hooks = [
     dict(
         type='EMAHook',
@@ -39,7 +42,8 @@ custom_hooks = [
         momentum=2e-4,
         update_buffers=True,
         priority=49,
-    )
+    ),
+    dict(type='NumClassCheckHook'),
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3)
