@@ -3,11 +3,13 @@ from .checkpoint_globals import (
     checkpoint_safe_globals,
 )
 from .cli import add_common_args, load_config, parse_common
+from .hooks import CheckFiniteHook
 from .launch import adapt_launch
 from .optim_wrappers import CPUAmpOptimWrapper, amp_optim_wrapper_type
 
 __all__ = [
     'CPUAmpOptimWrapper',
+    'CheckFiniteHook',
     'adapt_launch',
     'add_common_args',
     'load_config',

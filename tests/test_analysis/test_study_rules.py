@@ -117,7 +117,10 @@ def test_run_config(quickstart):
     assert cfg.train_cfg.max_epochs == SETTINGS['short'].epochs
     assert cfg.randomness.seed == 3
     # no EMA; the training checks stay
-    assert [h.type for h in cfg.custom_hooks] == ['NumClassCheckHook']
+    assert [h.type for h in cfg.custom_hooks] == [
+        'NumClassCheckHook',
+        'CheckFiniteHook',
+    ]
     assert cfg.visualizer.name == 'run'
     assert cfg.efficientdet.image_size == 192
     assert cfg.test_dataloader.dataset.pipeline[1].scale == (192, 192)

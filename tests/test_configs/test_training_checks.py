@@ -1,4 +1,4 @@
-"""Every EfficientDet config trains with the num_classes check."""
+"""Every EfficientDet config trains with the num_classes and NaN checks."""
 
 import glob
 import os.path as osp
@@ -26,3 +26,4 @@ def test_configs_found():
 def test_config_has_the_training_checks(path):
     hooks = [hook['type'] for hook in Config.fromfile(path).custom_hooks]
     assert 'NumClassCheckHook' in hooks, hooks
+    assert 'CheckFiniteHook' in hooks, hooks

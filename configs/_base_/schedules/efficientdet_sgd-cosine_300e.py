@@ -31,10 +31,11 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 auto_scale_lr = dict(enable=False, base_batch_size=128)
 
-# official moving_average_decay 0.9998; then mmdet's check of the head's
-# num_classes against the dataset's classes, before each train / val
-# epoch. A child config that sets custom_hooks replaces this list: keep
-# the check.
+# official moving_average_decay 0.9998; then two checks that stop a run
+# before it wastes its epochs: the head's num_classes against the
+# dataset's classes (mmdet's hook, before each train / val epoch), and
+# the loss and weights for NaN / inf after every iteration (ours). A child
+# config that sets custom_hooks replaces this list: keep the checks.
 custom_hooks = [
     dict(
         type='EMAHook',
@@ -44,6 +45,7 @@ custom_hooks = [
         priority=49,
     ),
     dict(type='NumClassCheckHook'),
+    dict(type='CheckFiniteHook'),
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3)

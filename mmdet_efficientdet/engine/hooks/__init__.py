@@ -1,0 +1,3 @@
+from .check_finite_hook import CheckFiniteHook
+
+__all__ = ['CheckFiniteHook']
