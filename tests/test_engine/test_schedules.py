@@ -171,3 +171,13 @@ def test_unchanged_configs_keep_their_schedule(
             rel=1e-6,
             abs=1e-12,
         ), t
+
+
+def test_warm_up_only_run(shapes_root, tmp_path):
+    """A one-epoch smoke run ends with the warm-up: no cosine to build."""
+    lrs, base_lr = lr_per_iteration(
+        QUICKSTART, 'train_cfg = dict(max_epochs=1)', shapes_root, tmp_path
+    )
+    assert lrs == pytest.approx(
+        [expected_lr(t, base_lr, 0.1, 1) for t in range(EPOCH_LEN)]
+    )
