@@ -20,6 +20,7 @@ from mmdet_efficientdet.engine import (
     load_config,
     parse_common,
 )
+from mmdet_efficientdet.engine.checkpoint_check import check_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,6 +48,7 @@ def main() -> None:
         raise FileNotFoundError(
             f'checkpoint file {args.checkpoint!r} not found'
         )
+    check_checkpoint(args.checkpoint)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

@@ -6,6 +6,8 @@
 Differences from mmdet's stock script, each for a known trap:
 ``--resume`` works under torch >= 2.6 weights-only loading (only the
 classes an mmengine checkpoint holds are allowed, and only while resuming);
+a truncated checkpoint is named (and ``--resume`` without a path falls back
+to the newest intact one);
 ``--amp`` also works on the CPU (bfloat16 autocast); distributed runs
 without CUDA use the gloo backend and plain BN.
 """
@@ -24,6 +26,10 @@ from mmdet_efficientdet.engine import (
     checkpoint_safe_globals,
     load_config,
     parse_common,
+)
+from mmdet_efficientdet.engine.checkpoint_check import (
+    check_checkpoint,
+    latest_intact_checkpoint,
 )
 
 
@@ -68,10 +74,14 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        # mmengine's latest checkpoint, or the newest intact one if that is
+        # truncated
+        cfg.load_from = latest_intact_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('load_from'):
+        check_checkpoint(cfg.load_from)
     return cfg
 
 
