@@ -144,7 +144,8 @@ def test_child_with_more_epochs_decays_over_them(
     [
         (QUICKSTART, 12, 0.04, 0.1),
         (D0, 300, 0.16, 0.05),
-        (D7, 600, 0.16, 0.05),
+        # builds D7 (52M parameters): 5 s
+        pytest.param(D7, 600, 0.16, 0.05, marks=pytest.mark.slow),
     ],
     ids=['quickstart', 'd0', 'd7'],
 )
