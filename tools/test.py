@@ -26,6 +26,7 @@ from mmdet_efficientdet.engine import (
     load_config,
     parse_common,
 )
+from mmdet_efficientdet.engine.checkpoint_check import check_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
@@ -81,6 +82,7 @@ def main() -> None:
         raise FileNotFoundError(
             f'checkpoint file {args.checkpoint!r} not found'
         )
+    check_checkpoint(args.checkpoint)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.tta:

@@ -5,7 +5,9 @@
 
 Differences from mmdet's stock script, each for a known trap:
 ``--resume`` works under torch >= 2.6 weights-only loading (importing the
-package allows the data-only classes an mmengine checkpoint holds);
+package allows the data-only classes an mmengine checkpoint holds); a
+truncated checkpoint is named (and ``--resume`` without a path falls back
+to the newest intact one);
 ``--amp`` also works on the CPU (bfloat16 autocast); distributed runs
 without CUDA use the gloo backend and plain BN.
 """
@@ -23,6 +25,10 @@ from mmdet_efficientdet.engine import (
     amp_optim_wrapper_type,
     load_config,
     parse_common,
+)
+from mmdet_efficientdet.engine.checkpoint_check import (
+    check_checkpoint,
+    latest_intact_checkpoint,
 )
 
 
@@ -67,10 +73,14 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        # mmengine's latest checkpoint, or the newest intact one if that is
+        # truncated
+        cfg.load_from = latest_intact_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('load_from'):
+        check_checkpoint(cfg.load_from)
     return cfg
 
 

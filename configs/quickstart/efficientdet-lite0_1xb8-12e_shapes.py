@@ -30,7 +30,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 # no gradient clipping: the box loss's early gradients (norm ~40) would
 # be cut to the recipe's 10, slowing a short fine-tune fourfold
 optim_wrapper = dict(optimizer=dict(lr=base_lr), clip_grad=None)
-param_scheduler = warmup_cosine(max_epochs, 0.1)
+param_scheduler = warmup_cosine(0.1)
 auto_scale_lr = dict(base_batch_size=8)
 default_hooks = dict(
     checkpoint=dict(interval=4, max_keep_ckpts=1), logger=dict(interval=10)

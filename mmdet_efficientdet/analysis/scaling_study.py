@@ -185,9 +185,11 @@ def run_config(
         val_interval=setting.epochs,
     )
     cfg['optim_wrapper']['optimizer']['lr'] = setting.lr
-    cfg['param_scheduler'] = warmup_cosine(setting.epochs, 0.1)
+    cfg['param_scheduler'] = warmup_cosine(0.1)
     # no weight EMA: its 0.9998 averages over more steps than a run has
-    cfg['custom_hooks'] = []
+    cfg['custom_hooks'] = [
+        hook for hook in cfg['custom_hooks'] if hook['type'] != 'EMAHook'
+    ]
     cfg['default_hooks']['checkpoint'] = dict(
         type='CheckpointHook', interval=-1, save_last=False
     )

@@ -2,22 +2,35 @@
 
 mmdet's ``CocoDataset`` silently drops boxes it cannot use (zero width,
 an undeclared category), fails on a corrupt json with pycocotools'
-bare ``JSONDecodeError``, and finds a missing image only when the data
-loader reaches it, mid-epoch. This subclass reads everything up front:
-problems that lose data raise an error naming the file and the record;
-problems that only skip records are logged with their count and an example.
+bare ``JSONDecodeError``, and finds a missing or unreadable image only
+when the data loader reaches it, mid-epoch; an image whose recorded size
+is not its file's trains silently on misplaced boxes. This subclass reads
+everything up front: problems that lose data raise an error naming the
+file and the record; problems that only skip records are logged with
+their count and an example.
 """
 
 import json
 import logging
 import os.path as osp
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
+
+from .image_check import ImageFileError, ImageInfo, inspect_image
+
+# the check reads a few KiB per file: 30-60 us each from the page cache
+# (measured, 640x480 JPEG and PNG), ~5 s for COCO's 118k train images.
+# Threads overlap the latency of cold or network storage (file reads
+# release the GIL); with warm files they add ~50% of GIL contention.
+CHECK_THREADS = 8
+PROGRESS_EVERY_S = 10.0
 
 
 class AnnotationError(ValueError):
@@ -60,15 +73,18 @@ class CheckedCocoDataset(CocoDataset):
     a missing or corrupt json; an annotation whose ``category_id`` the file
     does not declare; a class of ``metainfo`` missing from the file's
     categories; a bbox that is not four numbers; image files that do not
-    exist. Logged skips: boxes narrower or lower than 1 px (which mmdet
-    ignores); what ``filter_cfg`` drops for training - images with a side
-    under ``min_size`` (set it to the detector's largest stride) and, with
-    ``filter_empty_gt``, images without boxes. A dataset left empty by the
-    skips is an error.
+    exist, cannot be loaded (not an image, truncated: see
+    :mod:`.image_check`) or whose size differs from the record's
+    ``width`` / ``height``. Logged skips: boxes narrower or lower than
+    1 px (which mmdet ignores); what ``filter_cfg`` drops for training -
+    images with a side under ``min_size`` (set it to the detector's
+    largest stride) and, with ``filter_empty_gt``, images without boxes.
+    A dataset left empty by the skips is an error.
 
     Args:
-        check_files (bool): Check that every image file exists.
-            Defaults to True.
+        check_files (bool): Check every image file (exists, loads, has
+            the recorded size), reading a few KiB of each. Defaults to
+            True.
         **kwargs: Passed to :class:`mmdet.datasets.CocoDataset`.
     """
 
@@ -145,11 +161,32 @@ class CheckedCocoDataset(CocoDataset):
             d['img_path'] for d in data_list if not osp.isfile(d['img_path'])
         ]
         if missing:
-            shown = ', '.join(missing[:5])
-            more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
             raise FileNotFoundError(
                 f'{self.ann_file}: {len(missing)} of {len(data_list)} image '
-                f'files do not exist: {shown}{more}'
+                f'files do not exist: {_first_few(missing)}'
+            )
+        infos = _inspect_all([d['img_path'] for d in data_list])
+        unreadable = [
+            f'{d["img_path"]} ({info.problem})'
+            for d, info in zip(data_list, infos)
+            if info.problem
+        ]
+        if unreadable:
+            raise ImageFileError(
+                f'{self.ann_file}: {len(unreadable)} of {len(data_list)} '
+                f'image files cannot be loaded: {_first_few(unreadable)}'
+            )
+        wrong_size = [
+            _size_mismatch(d, info)
+            for d, info in zip(data_list, infos)
+            if info.size != (d['width'], d['height'])
+        ]
+        if wrong_size:
+            raise AnnotationError(
+                f'{self.ann_file}: {len(wrong_size)} of {len(data_list)} '
+                "image records state a size other than their file's; "
+                'boxes would be placed on the wrong pixels: '
+                f'{_first_few(wrong_size)}'
             )
 
     def filter_data(self) -> List[dict]:
@@ -184,3 +221,47 @@ class CheckedCocoDataset(CocoDataset):
                 f'({len(self.data_list)} read, all skipped)'
             )
         return kept
+
+
+def _first_few(items: List[str], shown: int = 5) -> str:
+    more = len(items) - shown
+    return ', '.join(items[:shown]) + (f' and {more} more' if more > 0 else '')
+
+
+def _size_mismatch(info: dict, found: ImageInfo) -> str:
+    recorded = f'{info["width"]}x{info["height"]}'
+    actual = f'{found.size[0]}x{found.size[1]}'
+    if found.size != found.stored:
+        actual += (
+            f' (stored {found.stored[0]}x{found.stored[1]}, turned by its '
+            'EXIF orientation when loaded)'
+        )
+    return (
+        f'image id {info["img_id"]} {info["img_path"]}: recorded '
+        f'{recorded}, file {actual}'
+    )
+
+
+def _inspect_all(paths: List[str]) -> List[ImageInfo]:
+    """:func:`inspect_image` of every path, in threads (the work is file
+    reads), logging progress when it takes long."""
+    infos: List[ImageInfo] = []
+    start = last_log = time.monotonic()
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+        for info in pool.map(inspect_image, paths):
+            infos.append(info)
+            now = time.monotonic()
+            if now - last_log >= PROGRESS_EVERY_S:
+                last_log = now
+                print_log(
+                    f'checked {len(infos)} of {len(paths)} image files '
+                    f'({now - start:.0f} s; check_files=False skips this)',
+                    logger='current',
+                )
+    if last_log != start:
+        print_log(
+            f'checked {len(paths)} image files in '
+            f'{time.monotonic() - start:.0f} s',
+            logger='current',
+        )
+    return infos

@@ -3,12 +3,15 @@ from .checkpoint_globals import (
     register_checkpoint_globals,
 )
 from .cli import add_common_args, load_config, parse_common
-from .hooks import SkipMismatchedWeightsHook
+from .hooks import CheckFiniteHook, SkipMismatchedWeightsHook
 from .launch import adapt_launch
 from .optim_wrappers import CPUAmpOptimWrapper, amp_optim_wrapper_type
+from .schedules import CosineToEndLR, warmup_cosine
 
 __all__ = [
     'CPUAmpOptimWrapper',
+    'CheckFiniteHook',
+    'CosineToEndLR',
     'SkipMismatchedWeightsHook',
     'adapt_launch',
     'add_common_args',
@@ -17,4 +20,5 @@ __all__ = [
     'allowed_checkpoint_globals',
     'amp_optim_wrapper_type',
     'register_checkpoint_globals',
+    'warmup_cosine',
 ]

@@ -4,11 +4,18 @@ import json
 import logging
 
 import cv2
+import mmcv
 import numpy as np
 import pytest
 from mmengine.logging import MMLogger
+from PIL import Image
 
-from mmdet_efficientdet.datasets import AnnotationError, CheckedCocoDataset
+from mmdet_efficientdet.datasets import (
+    AnnotationError,
+    CheckedCocoDataset,
+    ImageFileError,
+    checked_coco,
+)
 
 CLASSES = ('circle', 'square')
 
@@ -249,3 +256,145 @@ def test_test_mode_keeps_every_image(tmp_path):
         tmp_path, write_coco(tmp_path, annotations=[]), test_mode=True
     )
     assert len(dataset) == 2
+
+
+def cut(path, keep):
+    """Keep the first ``keep`` bytes of a file (negative: drop the last)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+
+
+def test_truncated_png(tmp_path):
+    path = write_coco(tmp_path)
+    cut(tmp_path / 'img' / 'b.png', -4)
+    with pytest.raises(
+        ImageFileError,
+        match=r'1 of 2 image files cannot be loaded: \S+b\.png '
+        r'\(truncated PNG',
+    ):
+        build(tmp_path, path)
+
+
+def test_text_file_named_png(tmp_path):
+    path = write_coco(tmp_path)
+    (tmp_path / 'img' / 'a.png').write_text('not an image\n')
+    with pytest.raises(
+        ImageFileError, match=r'1 of 2 .*a\.png \(not a readable image'
+    ):
+        build(tmp_path, path)
+
+
+@pytest.mark.parametrize(
+    'keep, problem',
+    [
+        (-2, r'truncated JPEG: no end marker'),
+        (100, r'truncated or corrupt JPG header'),
+    ],
+    ids=['end-marker', 'header'],
+)
+def test_truncated_jpeg(tmp_path, keep, problem):
+    images = [
+        dict(id=1, file_name='a.jpg', width=64, height=64),
+        dict(id=2, file_name='b.jpg', width=64, height=64),
+    ]
+    path = write_coco(tmp_path, images=images)
+    cut(tmp_path / 'img' / 'a.jpg', keep)
+    with pytest.raises(ImageFileError, match=rf'a\.jpg \({problem}'):
+        build(tmp_path, path)
+
+
+def test_padding_after_the_end_marker_is_fine(tmp_path):
+    images = [
+        dict(id=1, file_name='a.jpg', width=64, height=64),
+        dict(id=2, file_name='b.png', width=64, height=64),
+    ]
+    path = write_coco(tmp_path, images=images)
+    for name in ('a.jpg', 'b.png'):
+        with open(tmp_path / 'img' / name, 'ab') as f:
+            f.write(b'\0' * 100)
+    assert len(build(tmp_path, path)) == 2
+
+
+def test_many_unreadable_files_are_counted(tmp_path):
+    images = [
+        dict(id=i, file_name=f'{i}.png', width=64, height=64)
+        for i in range(1, 9)
+    ]
+    annotations = [
+        dict(
+            id=i,
+            image_id=i,
+            category_id=1,
+            bbox=[4, 4, 20, 20],
+            area=400,
+            iscrowd=0,
+        )
+        for i in range(1, 9)
+    ]
+    path = write_coco(tmp_path, images=images, annotations=annotations)
+    for i in range(1, 8):
+        (tmp_path / 'img' / f'{i}.png').write_bytes(b'')
+    with pytest.raises(
+        ImageFileError, match=r'7 of 8 image files .* and 2 more$'
+    ):
+        build(tmp_path, path)
+
+
+def test_check_files_false_skips_the_file_checks(tmp_path):
+    path = write_coco(tmp_path)
+    (tmp_path / 'img' / 'a.png').write_text('not an image\n')
+    assert len(build(tmp_path, path, check_files=False)) == 2
+
+
+def test_recorded_size_differs_from_the_file(tmp_path):
+    path = write_coco(tmp_path)
+    coco = json.loads(path.read_text())
+    coco['images'][1].update(width=256, height=256)
+    path.write_text(json.dumps(coco))
+    with pytest.raises(
+        AnnotationError,
+        match=r'1 of 2 image records .*image id 2 \S+b\.png: recorded '
+        r'256x256, file 64x64',
+    ):
+        build(tmp_path, path)
+
+
+def write_turned_image(path):
+    """An image stored 40 wide x 20 high with EXIF orientation 6 (turn by
+    90 degrees): loaded 20 wide x 40 high."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(path, exif=exif)
+
+
+@pytest.mark.parametrize('ext', ['jpg', 'png'])
+@pytest.mark.parametrize('recorded, ok', [((20, 40), True), ((40, 20), False)])
+def test_exif_orientation_is_applied_as_the_loader_does(
+    tmp_path, recorded, ok, ext
+):
+    path = write_coco(tmp_path, annotations=[])
+    name = f'c.{ext}'
+    write_turned_image(tmp_path / 'img' / name)
+    loaded = mmcv.imread(str(tmp_path / 'img' / name))
+    assert loaded.shape[:2] == (40, 20)  # mmcv turns it (height, width)
+    coco = json.loads(path.read_text())
+    width, height = recorded
+    coco['images'] = [dict(id=3, file_name=name, width=width, height=height)]
+    path.write_text(json.dumps(coco))
+    if ok:
+        assert len(build(tmp_path, path, test_mode=True)) == 1
+    else:
+        with pytest.raises(
+            AnnotationError,
+            match=rf'image id 3 \S+c\.{ext}: recorded 40x20, file 20x40 '
+            r'\(stored 40x20, turned by its EXIF orientation',
+        ):
+            build(tmp_path, path, test_mode=True)
+
+
+def test_long_checks_log_progress(tmp_path, warnings, monkeypatch):
+    monkeypatch.setattr(checked_coco, 'PROGRESS_EVERY_S', 0.0)
+    warnings.setLevel(logging.INFO)
+    build(tmp_path, write_coco(tmp_path))
+    assert 'checked 1 of 2 image files' in warnings.text
+    assert 'checked 2 image files in' in warnings.text

@@ -67,9 +67,28 @@ def _run_tool(*args, timeout=600):
     return text
 
 
+def _run_failing_tool(*args, timeout=600):
+    """Run a script of tools/ that must fail; return its output."""
+    out = subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-5000:]
+    return text
+
+
 @pytest.fixture(scope='session')
 def run_tool():
     return _run_tool
+
+
+@pytest.fixture(scope='session')
+def run_failing_tool():
+    return _run_failing_tool
 
 
 @pytest.fixture(scope='session')

@@ -22,7 +22,8 @@ optim_wrapper = dict(
     ),
     clip_grad=dict(max_norm=10.0, norm_type=2),
 )
-param_scheduler = warmup_cosine(max_epochs, warmup_lr / base_lr)
+# decays to 0 at train_cfg's max_epochs, whatever a child sets
+param_scheduler = warmup_cosine(warmup_lr / base_lr)
 train_cfg = dict(
     type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10
 )
@@ -30,6 +31,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 auto_scale_lr = dict(enable=False, base_batch_size=128)
 
+# Hooks on top of mmdet's defaults; a child config that sets custom_hooks
+# replaces this list: keep the checks.
 custom_hooks = [
     # official moving_average_decay 0.9998
     dict(
@@ -39,6 +42,12 @@ custom_hooks = [
         update_buffers=True,
         priority=49,
     ),
+    # two checks that stop a run before it wastes its epochs: the head's
+    # num_classes against the dataset's classes (mmdet's hook, before each
+    # train / val epoch), and the loss and weights for NaN / inf after
+    # every iteration (ours)
+    dict(type='NumClassCheckHook'),
+    dict(type='CheckFiniteHook'),
     # fine-tuning: load_from a checkpoint of other classes loads all but
     # the class prediction, and says so in one line
     dict(type='SkipMismatchedWeightsHook'),

@@ -1,0 +1,29 @@
+"""Every EfficientDet config trains with the num_classes and NaN checks."""
+
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(
+    glob.glob(
+        osp.join(REPO, 'configs', 'efficientdet', '**', '*.py'),
+        recursive=True,
+    )
+    + glob.glob(osp.join(REPO, 'configs', 'quickstart', '*.py'))
+)
+
+
+def test_configs_found():
+    assert len(CONFIGS) >= 15 + 23 + 1
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS]
+)
+def test_config_has_the_training_checks(path):
+    hooks = [hook['type'] for hook in Config.fromfile(path).custom_hooks]
+    assert 'NumClassCheckHook' in hooks, hooks
+    assert 'CheckFiniteHook' in hooks, hooks
