@@ -73,6 +73,7 @@ def test_frozen_backbone_is_not_scaled():
     assert (depth.num_stages, depth.head_convs) == (12, 12)
 
 
+@pytest.mark.slow
 def test_macs_grow_with_every_rule(quickstart):
     """From scratch every rule at phi 1 costs 1.5-3x the base's MACs
     (rounding and the unscaled stem keep them off 2x); on the frozen

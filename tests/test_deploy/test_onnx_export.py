@@ -17,6 +17,8 @@ from mmdet_efficientdet.deploy.onnx_export import (
     export_onnx,
 )
 
+pytestmark = pytest.mark.slow  # exports ONNX
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs', 'efficientdet')
 TOOL = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')

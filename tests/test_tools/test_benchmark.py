@@ -3,6 +3,10 @@
 import json
 import os.path as osp
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the benchmark tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LITE0 = osp.join(
     REPO, 'configs', 'efficientdet', 'efficientdet_lite0_8xb16-300e_coco.py'

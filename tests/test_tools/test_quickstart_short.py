@@ -8,7 +8,11 @@ minutes: mAP only starts to rise after about 100 iterations.
 
 import re
 
+import pytest
+
 from mmdet_efficientdet.datasets import make_shapes_dataset
+
+pytestmark = pytest.mark.slow  # trains
 
 NUM_TRAIN = 400
 EPOCHS = 4

@@ -13,6 +13,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'tools/analysis/scale_to_budget.py'
 
 
+@pytest.mark.slow
 def test_mac_budget_writes_d0(tmp_path, run_tool):
     out = str(tmp_path / 'cfgs' / 'efficientdet_budget.py')
     log = run_tool(TOOL, '--macs', '2.5G', '--out-config', out)
@@ -29,6 +30,7 @@ def test_mac_budget_writes_d0(tmp_path, run_tool):
     assert macs <= 2.5e9
 
 
+@pytest.mark.slow
 def test_latency_and_memory_budgets(tmp_path, run_tool):
     """Measured budgets on D0 alone (--max-phi 0): the latency of a
     forward and the peak memory of training are measured and shown."""

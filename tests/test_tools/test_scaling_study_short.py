@@ -4,6 +4,10 @@ import json
 import re
 import struct
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains
+
 RULE_RUNS = (
     'base',
     'grid-0',

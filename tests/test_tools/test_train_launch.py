@@ -6,9 +6,12 @@ import re
 import subprocess
 
 import cv2
+import pytest
 import torch
 
 from mmdet_efficientdet.engine import CPUAmpOptimWrapper
+
+pytestmark = pytest.mark.slow  # trains, runs tools
 
 
 def test_dist_train_two_processes_on_cpu(tiny_config, tmp_path):

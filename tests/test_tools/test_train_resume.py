@@ -5,9 +5,12 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import mmdet_efficientdet  # noqa: F401  (weights-only allow-list)
+
+pytestmark = pytest.mark.slow  # trains
 
 
 def load(path):
