@@ -13,7 +13,6 @@ from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.config.utils import ConfigParsingError
-from mmengine.logging import MMLogger
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmdet_efficientdet.scaling import get_spec, spec_as_dict
@@ -58,16 +57,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True, scope='module')
-def no_leftover_logger():
-    """init_weights() creates mmengine's current logger bound to this
-    module's captured stdout; drop it so later tests log where they look."""
-    before = set(MMLogger._instance_dict)
-    yield
-    for name in set(MMLogger._instance_dict) - before:
-        del MMLogger._instance_dict[name]
 
 
 def _load_tool():

@@ -6,7 +6,6 @@ import pytest
 import torch
 from effdet import create_model
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from mmdet_efficientdet.convert import (
     EFFDET_VARIANTS,
@@ -26,14 +25,6 @@ QUICK_VARIANTS = {
     'efficientdet_d0',
     'tf_efficientdet_lite0',
 }
-
-
-@pytest.fixture(autouse=True, scope='module')
-def no_leftover_logger():
-    before = set(MMLogger._instance_dict)
-    yield
-    for name in set(MMLogger._instance_dict) - before:
-        del MMLogger._instance_dict[name]
 
 
 def effdet_state(name):

@@ -9,7 +9,6 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 from mmdet_efficientdet.datasets import SHAPES_CLASSES, make_shapes_dataset
@@ -56,15 +55,6 @@ def shapes_root(tmp_path_factory):
         str(root), num_train=NUM_TRAIN, num_val=1, image_size=64
     )
     return str(root) + '/'
-
-
-@pytest.fixture(autouse=True, scope='module')
-def no_leftover_logger():
-    """Each Runner makes a current logger; drop them after this module."""
-    before = set(MMLogger._instance_dict)
-    yield
-    for name in set(MMLogger._instance_dict) - before:
-        del MMLogger._instance_dict[name]
 
 
 def lr_per_iteration(base, extra, root, tmp_path):

@@ -53,8 +53,9 @@ def tiny_config(tmp_path_factory):
     return str(path)
 
 
-def _run_tool(*args, timeout=600):
-    """Run a script of tools/ as a user would; return its output."""
+def _run(*args, timeout=600, succeed=True):
+    """Run a script of tools/ as a user would; return its output. It must
+    exit 0, or with ``succeed=False`` must not."""
     out = subprocess.run(
         [sys.executable, *args],
         cwd=REPO,
@@ -63,22 +64,16 @@ def _run_tool(*args, timeout=600):
         timeout=timeout,
     )
     text = out.stdout + out.stderr
-    assert out.returncode == 0, text[-5000:]
+    assert (out.returncode == 0) == succeed, text[-5000:]
     return text
+
+
+def _run_tool(*args, timeout=600):
+    return _run(*args, timeout=timeout)
 
 
 def _run_failing_tool(*args, timeout=600):
-    """Run a script of tools/ that must fail; return its output."""
-    out = subprocess.run(
-        [sys.executable, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    text = out.stdout + out.stderr
-    assert out.returncode != 0, text[-5000:]
-    return text
+    return _run(*args, timeout=timeout, succeed=False)
 
 
 @pytest.fixture(scope='session')

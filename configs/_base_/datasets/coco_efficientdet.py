@@ -18,19 +18,20 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=None, allow_negative_crop=True),
     dict(type='PackDetInputs'),
 ]
+test_meta_keys = (
+    'img_id',
+    'img_path',
+    'ori_shape',
+    'img_shape',
+    'scale_factor',
+)
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='Resize', scale=None, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',
-        meta_keys=(
-            'img_id',
-            'img_path',
-            'ori_shape',
-            'img_shape',
-            'scale_factor',
-        ),
+        meta_keys=test_meta_keys,
     ),
 ]
 # `tools/test.py --tta`: the test pipeline with and without a horizontal
@@ -49,15 +50,7 @@ tta_pipeline = [
             [
                 dict(
                     type='PackDetInputs',
-                    meta_keys=(
-                        'img_id',
-                        'img_path',
-                        'ori_shape',
-                        'img_shape',
-                        'scale_factor',
-                        'flip',
-                        'flip_direction',
-                    ),
+                    meta_keys=test_meta_keys + ('flip', 'flip_direction'),
                 )
             ],
         ],

@@ -28,6 +28,13 @@ train_pipeline = [
     dict(type='Pad', size=(image_size, image_size)),
     dict(type='PackDetInputs'),
 ]
+test_meta_keys = (
+    'img_id',
+    'img_path',
+    'ori_shape',
+    'img_shape',
+    'scale_factor',
+)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
@@ -35,13 +42,7 @@ test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',
-        meta_keys=(
-            'img_id',
-            'img_path',
-            'ori_shape',
-            'img_shape',
-            'scale_factor',
-        ),
+        meta_keys=test_meta_keys,
     ),
 ]
 # `tools/test.py --tta`: the test pipeline with and without a horizontal
@@ -68,15 +69,7 @@ tta_pipeline = [
             [
                 dict(
                     type='PackDetInputs',
-                    meta_keys=(
-                        'img_id',
-                        'img_path',
-                        'ori_shape',
-                        'img_shape',
-                        'scale_factor',
-                        'flip',
-                        'flip_direction',
-                    ),
+                    meta_keys=test_meta_keys + ('flip', 'flip_direction'),
                 )
             ],
         ],

@@ -10,7 +10,6 @@ from effdet.config import get_efficientdet_config
 from effdet.efficientdet import HeadNet
 from effdet.loss import loss_fn
 from mmengine.config import ConfigDict
-from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 
 from mmdet_efficientdet.convert import box_channel_order, head_keys_from_effdet
@@ -43,16 +42,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True, scope='module')
-def no_leftover_logger():
-    """init_weights() creates mmengine's current logger bound to this
-    module's captured stdout; drop it so later tests log where they look."""
-    before = set(MMLogger._instance_dict)
-    yield
-    for name in set(MMLogger._instance_dict) - before:
-        del MMLogger._instance_dict[name]
 
 
 def build_head(
