@@ -16,7 +16,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
-import mmdet_efficientdet  # noqa: F401  (registers the allow-list)
+from mmdet_efficientdet import get_config_file  # registers the allow-list
 from mmdet_efficientdet.engine.checkpoint_globals import (
     _history_buffer_method,
 )
@@ -132,3 +132,17 @@ def test_getattr_only_reaches_statistics_methods(name):
         _history_buffer_method(HistoryBuffer, name)
     with pytest.raises(pickle.UnpicklingError):
         _history_buffer_method(os, 'system')
+
+
+@pytest.mark.parametrize('make', PAYLOADS, ids=lambda f: f.__name__)
+def test_payload_through_mmdet_apis(tmp_path, make):
+    """init_detector, and so DetInferencer and mmdet's tools, refuse it."""
+    from mmdet.apis import init_detector
+
+    marker = tmp_path / 'ran'
+    path = tmp_path / 'evil.pth'
+    torch.save(make(str(marker)), path)
+    config = get_config_file('quickstart/efficientdet-lite0_1xb8-12e_shapes')
+    with pytest.raises(pickle.UnpicklingError, match='system'):
+        init_detector(config, str(path), device='cpu')
+    assert not marker.exists()
