@@ -85,6 +85,7 @@ class OrtDetector:
         if not osp.isfile(model):
             raise FileNotFoundError(f'model file {model!r} not found')
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

@@ -124,3 +124,65 @@ def test_read_image_converts_channels():
         runner.read_image(gray.astype(np.float32))
     with pytest.raises(ValueError, match='image'):
         runner.read_image(np.zeros((2, 3, 5), np.uint8))
+
+
+@pytest.fixture(scope='module')
+def small_export(tmp_path_factory):
+    """Lite0 at 128 with NMS in the graph (random weights)."""
+    torch.manual_seed(0)
+    model = init_detector(config('lite0'), None, device='cpu')
+    model.cfg.efficientdet['image_size'] = 128
+    return export(model, tmp_path_factory.mktemp('small'), 'detections')
+
+
+@pytest.mark.slow
+def test_runner_handles_gray_rgba_and_other_sizes(small_export, tmp_path):
+    import cv2
+
+    runner = load_runner()
+    detector = runner.OrtDetector(small_export, 1)
+    gray = smooth_image(90, 150)[..., 1]
+    bgr = np.repeat(gray[..., None], 3, axis=2)
+    rgba = np.concatenate([bgr, np.full_like(gray[..., None], 7)], -1)
+    files = {'gray.png': gray, 'rgba.png': rgba}
+    expected = detector.preprocess(bgr)
+    assert expected[1] == (77, 128)  # resized to fit, then padded
+    for name, image in files.items():
+        path = str(tmp_path / name)
+        assert cv2.imwrite(path, image)
+        for source in (path, image):
+            got = detector.preprocess(source)
+            np.testing.assert_array_equal(got[0], expected[0])
+            assert got[1:] == expected[1:]
+    boxes, scores, labels = detector(str(tmp_path / 'gray.png'))
+    assert boxes.shape == (len(scores), 4) and len(labels) == len(scores)
+    # boxes in the original image (150 x 90), not the 128 x 128 input
+    assert float(boxes[:, 2].max()) > 128
+    assert float(boxes[:, 3].max()) <= 90 + 1e-3
+    with pytest.raises(ValueError, match=r'\(1, 3, 128, 128\)'):
+        detector.run(np.zeros((1, 3, 90, 150), np.float32), *expected[1:])
+
+
+def test_runner_rejects_other_files(tmp_path):
+    runner = load_runner()
+    text = tmp_path / 'model.onnx'
+    text.write_text('not a model')
+    with pytest.raises(ValueError, match='not an ONNX model'):
+        runner.OrtDetector(str(text))
+    with pytest.raises(FileNotFoundError):
+        runner.OrtDetector(str(tmp_path / 'missing.onnx'))
+    with pytest.raises(FileNotFoundError):
+        runner.read_image(str(tmp_path / 'missing.png'))
+    with pytest.raises(ValueError, match='not an image'):
+        runner.read_image(str(text))
+
+
+@pytest.mark.slow
+def test_runner_rejects_export_without_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = init_detector(config('lite0'), None, device='cpu')
+    shape = (1, 3, 64, 64)
+    wrapper = DetectorExport(model, shape, decode=True).eval()
+    path = export_onnx(wrapper, str(tmp_path / 'plain.onnx'))
+    with pytest.raises(ValueError, match='no deployment metadata'):
+        load_runner().OrtDetector(path)
