@@ -70,7 +70,8 @@ class OrtDetector:
 
     Args:
         model (str): The ``.onnx`` written by ``export_onnx.py --nms`` (or
-            ``--decode``).
+            ``--decode``; an export of the raw outputs is only
+            preprocessed for).
         threads (int, optional): onnxruntime's intra-op threads (default:
             its own choice, one per core).
         providers (Sequence[str]): onnxruntime execution providers.
@@ -113,11 +114,6 @@ class OrtDetector:
                 f'tools/deploy/export_onnx.py --nms (or --decode)'
             )
         meta = {key: json.loads(value) for key, value in raw.items()}
-        if meta['outputs'] not in _OUTPUTS:
-            raise ValueError(
-                f'{model!r} outputs {meta["outputs"]} values; the runner '
-                f'needs detections (--nms) or decoded boxes (--decode)'
-            )
         shape = self.session.get_inputs()[0].shape
         if list(shape[-2:]) != list(meta['input_size']):
             raise ValueError(
@@ -181,6 +177,12 @@ class OrtDetector:
             raise ValueError(
                 f'the model takes input of shape {expected}, got '
                 f'{inputs.shape}: pass images through preprocess()'
+            )
+        if self.meta['outputs'] not in _OUTPUTS:
+            raise ValueError(
+                f'the model outputs {self.meta["outputs"]} values; the '
+                f'runner needs detections (--nms) or decoded boxes '
+                f'(--decode)'
             )
         feed = {self.input_names[0]: inputs.astype(np.float32, copy=False)}
         if self.meta['outputs'] == 'detections':
