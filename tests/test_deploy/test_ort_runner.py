@@ -54,9 +54,11 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return (img * 255).clip(0, 255).astype(np.uint8)
 
 
-def export(model, tmp_path, outputs: str, deploy: bool = True) -> str:
+def export(
+    model, tmp_path, outputs: str, deploy: bool = True, batch: int = 1
+) -> str:
     size = model.cfg.efficientdet['image_size']
-    shape = (1, 3, size, size)
+    shape = (batch, 3, size, size)
     nms = nms_settings(model.bbox_head.test_cfg)
     net = copy.deepcopy(model)
     if deploy:
@@ -69,7 +71,9 @@ def export(model, tmp_path, outputs: str, deploy: bool = True) -> str:
     )
     meta = deploy_metadata(model.cfg, shape, outputs, nms)
     return export_onnx(
-        wrapper.eval(), str(tmp_path / f'{outputs}.onnx'), metadata=meta
+        wrapper.eval(),
+        str(tmp_path / f'{outputs}_{batch}.onnx'),
+        metadata=meta,
     )
 
 
@@ -98,6 +102,33 @@ def test_runner_equals_mmdet_predict(tmp_path, variant):
     for outputs in ('detections', 'decoded'):
         detector = runner.OrtDetector(export(model, tmp_path, outputs), 1)
         assert_same_detections(detector(image), ref, max(image.shape))
+
+
+@pytest.mark.slow
+def test_nms_graph_batch_equals_mmdet_predict(tmp_path):
+    torch.manual_seed(0)
+    model = init_detector(config('lite0'), None, device='cpu')
+    size = model.cfg.efficientdet['image_size']
+    with_effdet_weights(model, 'lite0', size)
+    model.eval()
+    images = [smooth_image(300, 420, seed=1), smooth_image(500, 260, seed=2)]
+    runner = load_runner()
+    path = export(model, tmp_path, 'detections', batch=2)
+    detector = runner.OrtDetector(path, 1)
+    inputs = [detector.preprocess(image) for image in images]
+    dets, scores, labels, num = detector.session.run(
+        None,
+        dict(
+            images=np.concatenate([x[0] for x in inputs]),
+            img_shape=np.array([x[1] for x in inputs], np.float32),
+            scale_factor=np.array([x[2] for x in inputs], np.float32),
+        ),
+    )
+    for i, image in enumerate(images):
+        ref = inference_detector(model, image).pred_instances
+        n = int(num[i])
+        got = dets[i, :n], scores[i, :n], labels[i, :n]
+        assert_same_detections(got, ref, max(image.shape))
 
 
 def test_runner_imports_no_torch():
