@@ -2,8 +2,9 @@
 gain: size, latency and, with ``--eval``, COCO mAP before and after.
 
     python tools/deploy/quantize_onnx.py CONFIG MODEL.onnx --out INT8.onnx
-        [--calib 64] [--method minmax|percentile|entropy] [--eval]
-        [--threads 2] [--reps 30] [--limit N] [--cfg-options k=v ...]
+        [--calib 64] [--method minmax|percentile|entropy]
+        [--reduce-range] [--eval] [--threads 2] [--reps 30] [--limit N]
+        [--cfg-options k=v ...]
 
 MODEL.onnx is an export of ``tools/deploy/export_onnx.py`` (``--deploy``
 recommended; ``--nms`` or ``--decode`` for the runner and ``--eval``).
@@ -44,6 +45,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--method',
         choices=['minmax', 'percentile', 'entropy'],
         default='minmax',
+    )
+    parser.add_argument(
+        '--reduce-range',
+        action='store_true',
+        help='7-bit weights (x86 without VNNI: no u8 x s8 saturation)',
     )
     parser.add_argument('--eval', action='store_true', help='COCO mAP')
     parser.add_argument('--threads', type=int, default=2)
@@ -92,7 +98,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg.merge_from_dict(args.cfg_options)
     images = calibration_images(cfg, args.calib)
     start = time.perf_counter()
-    quantize_int8(args.model, args.out, images, args.method)
+    quantize_int8(
+        args.model, args.out, images, args.method, args.reduce_range
+    )
     print(
         f'wrote {args.out}: {len(images)} calibration images, '
         f'{args.method}, {time.perf_counter() - start:.0f} s'
