@@ -98,9 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg.merge_from_dict(args.cfg_options)
     images = calibration_images(cfg, args.calib)
     start = time.perf_counter()
-    quantize_int8(
-        args.model, args.out, images, args.method, args.reduce_range
-    )
+    quantize_int8(args.model, args.out, images, args.method, args.reduce_range)
     print(
         f'wrote {args.out}: {len(images)} calibration images, '
         f'{args.method}, {time.perf_counter() - start:.0f} s'
