@@ -114,3 +114,18 @@ def test_tools_export_evaluate_quantize_draw(shapes, tmp_path, capsys):
     assert demo.main([image, int8, '--out', drawn, '--score-thr', '0']) == 0
     assert osp.isfile(drawn)
     assert 'detections drawn to' in capsys.readouterr().out
+
+
+def test_compare_pairs_tied_detections_in_either_order():
+    pair = load_tool('compare_onnx').pair_detections
+    boxes = np.array([[0, 0, 0.5, 0.5], [0.2, 0.2, 0.4, 0.4], [0, 0, 1, 1]])
+    ref = boxes, np.array([0.9, 0.3, 0.3]), np.array([0, 1, 2])
+    swapped = boxes[[0, 2, 1]], np.array([0.9, 0.3, 0.3]), np.array([0, 2, 1])
+    assert pair(ref, ref, 1e-4, 1e-3) == (0.0, 0.0, True)
+    assert pair(ref, swapped, 1e-4, 1e-3) == (0.0, 0.0, False)
+    relabelled = boxes, ref[1], np.array([0, 2, 1])
+    assert pair(ref, relabelled, 1e-4, 1e-3) is None
+    moved = boxes + np.array([0.01, 0, 0.01, 0]), ref[1], ref[2]
+    assert pair(ref, moved, 1e-4, 1e-3) is None
+    assert pair(ref, (boxes, ref[1] + 2e-4, ref[2]), 1e-4, 1e-3) is None
+    assert pair(ref, (boxes[:2], ref[1][:2], ref[2][:2]), 1e-4, 1e-3) is None
