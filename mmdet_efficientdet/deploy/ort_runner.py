@@ -75,6 +75,9 @@ class OrtDetector:
         threads (int, optional): onnxruntime's intra-op threads (default:
             its own choice, one per core).
         providers (Sequence[str]): onnxruntime execution providers.
+        spinning (bool): Let idle onnxruntime threads spin (its default:
+            lowest latency); off, they sleep at once and leave the cores
+            to other work in the process (e.g. a benchmark's PyTorch).
     """
 
     def __init__(
@@ -82,11 +85,16 @@ class OrtDetector:
         model: str,
         threads: Optional[int] = None,
         providers: Sequence[str] = ('CPUExecutionProvider',),
+        spinning: bool = True,
     ) -> None:
         if not osp.isfile(model):
             raise FileNotFoundError(f'model file {model!r} not found')
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        if not spinning:
+            options.add_session_config_entry(
+                'session.intra_op.allow_spinning', '0'
+            )
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

@@ -279,7 +279,11 @@ def build_onnxruntime(
             fp32, osp.join(folder, f'{outputs}_int8.onnx'), calib
         )
         for kind, path in (('fp32', fp32), ('int8', int8)):
-            detectors[kind, outputs] = OrtDetector(path, threads)
+            # idle threads sleep: spinning ones would slow the PyTorch
+            # models timed in between
+            detectors[kind, outputs] = OrtDetector(
+                path, threads, spinning=False
+            )
     x = np.random.default_rng(1).standard_normal(shape, np.float32)
     fns = {}
     for kind in ('fp32', 'int8'):
