@@ -8,23 +8,30 @@ first in mmdet's anchor order (row, column, anchor):
   ``(N, A, 4)``;
 - with ``decode=True``: ``scores`` (sigmoid of the logits) and ``boxes``
   ``(N, A, 4)``, ``x1, y1, x2, y2`` in input pixels, decoded by the head's
-  own box coder against anchors computed once for the input size.
+  own box coder against anchors computed once for the input size;
+- with ``nms`` (the head's ``test_cfg``): the final detections, as
+  ``predict`` gives them (:mod:`.onnx_nms`); two more inputs,
+  ``img_shape`` and ``scale_factor`` ``(N, 2)``, say where the resized
+  image lies in the input and how to scale boxes back to the original.
 
-Score thresholding and NMS are left to the runtime, where every engine has
-its own operator. TF "SAME" padding is fixed for the export size first
-(:func:`~.static_padding.static_same_padding`; the outputs do not change):
-computed from traced shapes, it would not be static.
+Without ``nms``, score thresholding and NMS are left to the runtime. The
+preprocessing and post-processing parameters go into the file's metadata
+(:mod:`.onnx_meta`), so that a runner needs only the file. TF "SAME"
+padding is fixed for the export size first
+(:func:`~.static_padding.static_same_padding`; the outputs do not
+change): computed from traced shapes, it would not be static.
 """
 
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .onnx_nms import detections
 from .static_padding import static_same_padding
 
 DEFAULT_OPSET = 17
@@ -41,6 +48,9 @@ class DetectorExport(nn.Module):
         input_shape (Sequence[int]): ``(N, C, H, W)`` of the export.
         decode (bool): Output scores and decoded boxes instead of logits
             and deltas.
+        nms (dict, optional): ``nms_pre``, ``score_thr``,
+            ``iou_threshold`` and ``max_per_img``: output the final
+            detections (see :func:`nms_settings`).
     """
 
     def __init__(
@@ -48,10 +58,12 @@ class DetectorExport(nn.Module):
         detector: nn.Module,
         input_shape: Sequence[int],
         decode: bool = False,
+        nms: Optional[dict] = None,
     ) -> None:
         super().__init__()
         self.detector = detector
-        self.decode = decode
+        self.nms = None if nms is None else dict(nms)
+        self.decode = decode or self.nms is not None
         self.input_shape = tuple(input_shape)
         head = detector.bbox_head
         self.num_classes = head.cls_out_channels
@@ -68,7 +80,7 @@ class DetectorExport(nn.Module):
                 f'{counts["kept"]} padded layers need several paddings at '
                 f'input {self.input_shape}; they cannot be exported static'
             )
-        if decode:
+        if self.decode:
             with torch.no_grad():
                 feats = detector.extract_feat(example)
             anchors = head.prior_generator.grid_priors(
@@ -77,15 +89,26 @@ class DetectorExport(nn.Module):
             self.register_buffer('anchors', torch.cat(anchors), False)
 
     @property
+    def input_names(self) -> List[str]:
+        if self.nms is None:
+            return ['images']
+        return ['images', 'img_shape', 'scale_factor']
+
+    @property
     def output_names(self) -> List[str]:
-        return (
-            ['scores', 'boxes']
-            if self.decode
-            else [
-                'cls_logits',
-                'box_deltas',
-            ]
-        )
+        if self.nms is not None:
+            return ['dets', 'scores', 'labels', 'num_dets']
+        if self.decode:
+            return ['scores', 'boxes']
+        return ['cls_logits', 'box_deltas']
+
+    def example_inputs(self, images: Tensor) -> Tuple[Tensor, ...]:
+        """``images`` and, with ``nms``, unresized images' shape / scale."""
+        if self.nms is None:
+            return (images,)
+        n = images.shape[0]
+        size = images.new_tensor(self.input_shape[-2:])
+        return images, size.expand(n, 2), images.new_ones(n, 2)
 
     def _flatten(self, maps: Sequence[Tensor], channels: int) -> Tensor:
         n = maps[0].shape[0]
@@ -94,11 +117,28 @@ class DetectorExport(nn.Module):
             dim=1,
         )
 
-    def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        images: Tensor,
+        img_shape: Optional[Tensor] = None,
+        scale_factor: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, ...]:
         head = self.detector.bbox_head
         cls_maps, box_maps = head(self.detector.extract_feat(images))
         logits = self._flatten(cls_maps, self.num_classes)
         deltas = self._flatten(box_maps, self.box_size)
+        if self.nms is not None:
+            if img_shape is None or scale_factor is None:
+                _, img_shape, scale_factor = self.example_inputs(images)
+            return detections(
+                logits,
+                deltas,
+                self.anchors,
+                head.bbox_coder,
+                img_shape,
+                scale_factor,
+                **self.nms,
+            )
         if not self.decode:
             return logits, deltas
         n = images.shape[0]
@@ -114,10 +154,37 @@ class DetectorExport(nn.Module):
         return logits.sigmoid(), boxes
 
 
+def nms_settings(test_cfg: dict, hard_only: bool = True) -> dict:
+    """The arguments of :func:`~.onnx_nms.detections` from a head's
+    ``test_cfg``; ``hard_only``: refuse other NMS (ONNX has no soft
+    NMS)."""
+    nms = test_cfg.get('nms') or {}
+    kind = nms.get('type', 'nms')
+    if hard_only and kind != 'nms':
+        raise ValueError(
+            f"NMS in the graph is ONNX's hard NMS; test_cfg.nms is "
+            f'{kind!r} (export with --cfg-options '
+            f'model.test_cfg.nms.type=nms, or without --nms)'
+        )
+    return dict(
+        nms_pre=int(test_cfg.get('nms_pre', -1)),
+        score_thr=float(test_cfg.get('score_thr', 0.0)),
+        iou_threshold=float(nms.get('iou_threshold', 0.5)),
+        max_per_img=int(test_cfg.get('max_per_img', 100)),
+    )
+
+
 def export_onnx(
-    wrapper: DetectorExport, path: str, opset: int = DEFAULT_OPSET
+    wrapper: DetectorExport,
+    path: str,
+    opset: int = DEFAULT_OPSET,
+    metadata: Optional[Dict[str, str]] = None,
 ) -> str:
-    """Write ``wrapper`` to ``path`` as ONNX (static shapes); return path."""
+    """Write ``wrapper`` to ``path`` as ONNX (static shapes); return path.
+
+    ``metadata`` (string keys and values) goes into the file's
+    ``metadata_props``; see :func:`~.onnx_meta.deploy_metadata`.
+    """
     if opset < DEFAULT_OPSET:
         raise ValueError(f'opset must be >= {DEFAULT_OPSET}, got {opset}')
     folder = osp.dirname(osp.abspath(path))
@@ -130,14 +197,37 @@ def export_onnx(
     with torch.no_grad():
         torch.onnx.export(
             wrapper,
-            (example,),
+            wrapper.example_inputs(example),
             path,
-            input_names=['images'],
+            input_names=wrapper.input_names,
             output_names=wrapper.output_names,
             opset_version=opset,
             dynamo=False,
         )
+    if metadata:
+        import onnx
+
+        model = onnx.load(path)
+        for key, value in metadata.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, path)
     return path
+
+
+def _untied(scores: np.ndarray, gap: float = 1e-5) -> np.ndarray:
+    """Mask of the ``(N, M)`` scores farther than ``gap`` from the other
+    scores of their image."""
+    ordered = np.sort(scores, axis=1)
+    mask = np.zeros(scores.shape, bool)
+    for i, row in enumerate(scores):
+        pos = np.searchsorted(ordered[i], row)
+        below = ordered[i][np.maximum(pos - 1, 0)]
+        upper = np.minimum(pos + 1, len(row) - 1)
+        above = ordered[i][upper]
+        lone_below = (pos == 0) | (row - below > gap)
+        lone_above = (pos + 1 >= len(row)) | (above - row > gap)
+        mask[i] = lone_below & lone_above
+    return mask
 
 
 def compare_with_onnxruntime(
@@ -154,15 +244,28 @@ def compare_with_onnxruntime(
     import onnxruntime as ort
 
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    inputs = wrapper.example_inputs(images)
     with torch.no_grad():
-        expected = wrapper(images)
-    got = session.run(None, {'images': images.cpu().numpy()})
+        expected = wrapper(*inputs)
+    got = session.run(
+        None,
+        {k: v.cpu().numpy() for k, v in zip(wrapper.input_names, inputs)},
+    )
+    expected = [ref.cpu().numpy() for ref in expected]
+    if wrapper.nms is not None:
+        # which of two boxes of (nearly) one score NMS keeps, and in what
+        # order, is down to rounding: boxes and labels are compared where
+        # the score stands apart
+        apart = _untied(expected[1])
+        expected = [ref[apart] for ref in expected[:3]] + expected[3:]
+        got = [out[apart] for out in got[:3]] + got[3:]
     diffs = {
-        name: float(np.abs(ref.cpu().numpy() - out).max())
+        name: float(np.abs(ref - out).max()) if ref.size else 0.0
         for name, ref, out in zip(wrapper.output_names, expected, got)
     }
-    if 'boxes' in diffs:
-        # pixels: float32 resolves ~1e-5 of a coordinate's size, so boxes
-        # are compared as a fraction of the input size
-        diffs['boxes'] /= max(wrapper.input_shape[-2:])
+    for name in ('boxes', 'dets'):
+        if name in diffs:
+            # pixels: float32 resolves ~1e-5 of a coordinate's size, so
+            # boxes are compared as a fraction of the input size
+            diffs[name] /= max(wrapper.input_shape[-2:])
     return diffs

@@ -62,3 +62,22 @@ def test_benchmark_vs_effdet_all_rows(run_tool, tmp_path):
     assert diff < 1e-4
     for column in ('ours', 'deployed', 'deployed-nhwc'):
         assert f'| {column} / effdet ' in printed
+
+
+@pytest.mark.slow
+def test_benchmark_onnxruntime_columns(run_tool, tmp_path):
+    out = tmp_path / 'bench.json'
+    printed = run_tool(
+        'tools/analysis/benchmark.py',
+        LITE0,
+        *('--size', '128', '--batch', '1', '--reps', '2', '--warmup', '1'),
+        *('--threads', '1', '--vs-effdet', '--deploy', '--onnx'),
+        *('--json', str(out)),
+    )
+    figures = json.loads(out.read_text())
+    ort = {'ort-fp32', 'ort-int8'}
+    for name in ('forward latency, batch 1', 'predict latency, batch 1'):
+        assert ort | {'ours', 'effdet'} <= set(figures[name])
+        assert all(figures[name][key] > 0 for key in ort)
+    assert set(figures['end to end latency, batch 1']) == ort | {'unit'}
+    assert '| ort-int8 / effdet ' in printed

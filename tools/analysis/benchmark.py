@@ -3,7 +3,7 @@ side by side with the equivalent effdet model.
 
     python tools/analysis/benchmark.py CONFIG [--checkpoint CKPT]
         [--device cpu|cuda:0] [--dtype fp32|fp16] [--size S] [--batch 8]
-        [--reps 20] [--warmup 3] [--deploy]
+        [--reps 20] [--warmup 3] [--deploy] [--compile] [--onnx]
         [--vs-effdet [NAME]] [--train-batch 4] [--threads N]
         [--json OUT.json]
 
@@ -33,6 +33,16 @@ resident-set high-water mark above its level before the call on the CPU,
 static SAME padding for the input size): ``deployed`` (NCHW) and
 ``deployed-nhwc`` (weights and inputs channels-last), so that the table
 shows where channels-last pays.
+``--compile`` adds ``deployed-nhwc`` through ``torch.compile`` (forward
+only; compiling takes a minute or more on a CPU). ``--onnx`` (CPU, fp32)
+exports the deployed model to ONNX and adds onnxruntime at batch 1:
+``ort-fp32`` and ``ort-int8`` (static QDQ quantization,
+``mmdet_efficientdet.deploy.onnx_quantize``, calibrated on 8 synthetic
+images): the forward rows run the graph of the raw outputs, the predict
+rows the graph with NMS (``export_onnx.py --nms``), and an ``end to end``
+row times ``OrtDetector`` on a decoded 640x480 image - preprocessing,
+network, NMS and boxes in the image's coordinates. onnxruntime uses
+``--threads`` threads (default: torch's count).
 ``--vs-effdet`` builds effdet's ``tf_efficientdet_<variant>`` (or NAME)
 with the same number of classes, converts its random weights into ours
 (so both compute the same function; the largest class-output difference
@@ -43,8 +53,10 @@ checkpoint our model keeps its random initialisation.
 import argparse
 import copy
 import json
+import os.path as osp
 import statistics
 import sys
+import tempfile
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -77,6 +89,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='add the deployed model (BN folded, static padding)',
     )
     parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='add deployed-nhwc through torch.compile (forward rows)',
+    )
+    parser.add_argument(
+        '--onnx',
+        action='store_true',
+        help='add onnxruntime fp32 and int8 (batch 1, CPU)',
+    )
+    parser.add_argument(
         '--vs-effdet',
         nargs='?',
         const='auto',
@@ -99,6 +121,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error('need --reps >= 1, --warmup >= 0 and --batch >= 1')
     if args.dtype == 'fp16' and not args.device.startswith('cuda'):
         parser.error('--dtype fp16 needs a CUDA device')
+    if args.onnx and (args.device != 'cpu' or args.dtype != 'fp32'):
+        parser.error('--onnx runs onnxruntime on the CPU: fp32, cpu only')
     return args
 
 
@@ -207,6 +231,72 @@ def print_table(rows: List[Row], columns: List[str]) -> None:
         print('| ' + ' | '.join(cells) + ' |')
 
 
+def build_onnxruntime(
+    model: torch.nn.Module, size: int, threads: int, folder: str
+) -> Dict[str, Dict[str, Callable[[], object]]]:
+    """onnxruntime fp32 and int8 of the deployed ``model`` at batch 1:
+    per column, ``forward`` (raw outputs), ``predict`` (NMS in the graph)
+    and ``end to end`` (the runner on a decoded 640x480 image)."""
+    import numpy as np
+
+    from mmdet_efficientdet.deploy import prepare_for_deploy
+    from mmdet_efficientdet.deploy.onnx_export import (
+        DetectorExport,
+        export_onnx,
+        nms_settings,
+    )
+    from mmdet_efficientdet.deploy.onnx_meta import deploy_metadata
+    from mmdet_efficientdet.deploy.onnx_quantize import quantize_int8
+    from mmdet_efficientdet.deploy.ort_runner import OrtDetector
+
+    shape = (1, 3, size, size)
+    deployed = copy.deepcopy(model).cpu().float()
+    prepare_for_deploy(deployed, shape)
+    nms = nms_settings(model.bbox_head.test_cfg)
+    rng = np.random.default_rng(0)
+    # calibration: smooth random images (only the timing matters here)
+    calib = [
+        np.repeat(
+            np.repeat(rng.integers(0, 256, (30, 40, 3), np.uint8), 16, 0),
+            16,
+            1,
+        )
+        for _ in range(8)
+    ]
+    image = calib[0]  # 480 x 640
+    detectors: Dict[tuple, OrtDetector] = {}
+    for outputs in ('raw', 'detections'):
+        wrapper = DetectorExport(
+            copy.deepcopy(deployed),
+            shape,
+            nms=nms if outputs == 'detections' else None,
+        ).eval()
+        meta = deploy_metadata(model.cfg, shape, outputs, nms)
+        fp32 = export_onnx(
+            wrapper, osp.join(folder, f'{outputs}.onnx'), metadata=meta
+        )
+        int8 = quantize_int8(
+            fp32, osp.join(folder, f'{outputs}_int8.onnx'), calib
+        )
+        for kind, path in (('fp32', fp32), ('int8', int8)):
+            # idle threads sleep: spinning ones would slow the PyTorch
+            # models timed in between
+            detectors[kind, outputs] = OrtDetector(
+                path, threads, spinning=False
+            )
+    x = np.random.default_rng(1).standard_normal(shape, np.float32)
+    fns = {}
+    for kind in ('fp32', 'int8'):
+        raw = detectors[kind, 'raw'].session
+        full = detectors[kind, 'detections']
+        fns[f'ort-{kind}'] = {
+            'forward': lambda s=raw: s.run(None, {'images': x}),
+            'predict': lambda d=full: d.run(x, (size, size), (1.0, 1.0)),
+            'end to end': lambda d=full: d(image),
+        }
+    return fns
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -252,6 +342,21 @@ def main(argv: Optional[List[str]] = None) -> None:
         nets['effdet'] = effdet_net
     for net in nets.values():
         net.to(device=device, dtype=dtype).eval()
+    # columns that only time some rows: torch.compile, onnxruntime
+    extra: Dict[str, Dict[str, Callable[[], object]]] = {}
+    threads = args.threads or torch.get_num_threads()
+    folder = tempfile.TemporaryDirectory()
+    if args.onnx:
+        extra.update(build_onnxruntime(model, size, threads, folder.name))
+        print('onnxruntime: fp32 and int8 exported', file=sys.stderr)
+    compiled = None
+    if args.compile:
+        if 'deployed-nhwc' not in nets:
+            raise SystemExit('--compile needs --deploy')
+        compiled = torch.compile(nets['deployed-nhwc']._forward)
+        extra['deployed-nhwc+compile'] = {}
+    columns = [k for k in nets if k != 'effdet'] + list(extra)
+    columns += ['effdet'] if 'effdet' in nets else []
 
     def images(n: int, channels_last: bool = False) -> torch.Tensor:
         x = torch.randn(n, 3, size, size, device=device, dtype=dtype)
@@ -280,7 +385,17 @@ def main(argv: Optional[List[str]] = None) -> None:
                 fns[key] = lambda net=net, x=x: net(x)
             else:
                 fns[key] = lambda net=net, x=x: net._forward(x)
-        return fns
+        if compiled is not None:
+            x = inputs[n]['deployed-nhwc']
+            fns['deployed-nhwc+compile'] = lambda x=x: compiled(x)
+        return with_extra(fns, n, 'forward')
+
+    def with_extra(
+        fns: Dict[str, Callable[[], object]], n: int, row: str
+    ) -> Dict[str, Callable[[], object]]:
+        if n == 1:
+            fns.update({k: v[row] for k, v in extra.items() if row in v})
+        return {k: fns[k] for k in columns if k in fns}
 
     predict_benches = {}
     if not args.no_predict and effdet_net is not None:
@@ -298,7 +413,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 fns[key] = lambda bench=bench, x=x: bench(x)
             else:
                 fns[key] = lambda net=net, x=x: net.predict(x, samples)
-        return fns
+        return with_extra(fns, n, 'predict')
 
     rows: List[Row] = []
     print(
@@ -312,12 +427,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         if not args.no_predict:
             for n in sorted({1, args.batch}):
                 time_rows(rows, 'predict', predict_fns(n), args, n)
+        if args.onnx:
+            ends = {k: v['end to end'] for k, v in extra.items()}
+            time_rows(rows, 'end to end', ends, args, 1)
         memory_row(
             rows, 'forward peak memory, batch 1', forward_fns(1), device
         )
     if args.train_batch:
         train_rows(rows, model, effdet_net, args, size)
-    print_table(rows, list(nets))
+    folder.cleanup()
+    print_table(rows, columns)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(

@@ -1,17 +1,23 @@
 """Export a detector's network to ONNX and check it with onnxruntime.
 
     python tools/deploy/export_onnx.py CONFIG [CHECKPOINT] --out MODEL.onnx
-        [--size 512 | --shape H W] [--batch 1] [--decode] [--deploy]
-        [--opset 17] [--no-check] [--atol 1e-4]
+        [--size 512 | --shape H W] [--batch 1] [--decode | --nms]
+        [--deploy] [--opset 17] [--no-check] [--atol 1e-4]
 
 The graph has one static input ``images`` ``(N, 3, H, W)`` (normalised as
 the config's data preprocessor does: mean / std, RGB) and two outputs, one
 row per anchor of every level (mmdet's anchor order): ``cls_logits``
 ``(N, A, classes)`` and ``box_deltas`` ``(N, A, 4)``, or with ``--decode``
 ``scores`` (sigmoid) and ``boxes`` (``x1, y1, x2, y2`` in input pixels).
-NMS is left to the runtime. ``--deploy`` exports the deployment form
-(``mmdet_efficientdet.deploy.prepare_for_deploy``: BN folded into the
-convs, static SAME padding): fewer nodes, same outputs.
+With ``--nms`` the graph ends in the head's post-processing (ONNX
+``NonMaxSuppression`` with the config's ``test_cfg``): inputs ``images``,
+``img_shape`` and ``scale_factor`` ``(N, 2)``, outputs ``dets``
+``(N, max_per_img, 4)`` in original-image pixels, ``scores``, ``labels``
+and ``num_dets`` (``mmdet_efficientdet.deploy.onnx_nms``). The config's
+preprocessing and ``test_cfg`` go into the file's metadata, which
+``mmdet_efficientdet/deploy/ort_runner.py`` reads. ``--deploy`` exports
+the deployment form (``mmdet_efficientdet.deploy.prepare_for_deploy``: BN
+folded into the convs, static SAME padding): fewer nodes, same outputs.
 
 After writing, the model runs in onnxruntime on a random batch and every
 output is compared with PyTorch's; the tool fails (exit 1) when the largest
@@ -33,7 +39,9 @@ from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
     compare_with_onnxruntime,
     export_onnx,
+    nms_settings,
 )
+from mmdet_efficientdet.deploy.onnx_meta import deploy_metadata
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,8 +53,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     size.add_argument('--size', type=int, help='square input size')
     size.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument(
+    post = parser.add_mutually_exclusive_group()
+    post.add_argument(
         '--decode', action='store_true', help='output scores and boxes'
+    )
+    post.add_argument(
+        '--nms', action='store_true', help='output the final detections'
     )
     parser.add_argument(
         '--deploy', action='store_true', help='fold BN, static padding'
@@ -89,8 +101,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.deploy:
         report = prepare_for_deploy(model, shape)
         print(f'deploy: {report}')
-    wrapper = DetectorExport(model, shape, decode=args.decode).eval()
-    export_onnx(wrapper, args.out, args.opset)
+    nms = nms_settings(model.bbox_head.test_cfg, hard_only=args.nms)
+    wrapper = DetectorExport(
+        model, shape, decode=args.decode, nms=nms if args.nms else None
+    ).eval()
+    outputs = 'detections' if args.nms else 'decoded' if args.decode else 'raw'
+    classes = (model.dataset_meta or {}).get('classes')
+    meta = deploy_metadata(model.cfg, shape, outputs, nms, classes)
+    export_onnx(wrapper, args.out, args.opset, metadata=meta)
     print(f'wrote {args.out}: input images {shape}, opset {args.opset}')
     if args.no_check:
         return 0
@@ -98,7 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     diffs = compare_with_onnxruntime(wrapper, args.out, images)
     worst = max(diffs.values())
     for name, diff in diffs.items():
-        unit = ' (fraction of the input size)' if name == 'boxes' else ''
+        boxes = name in ('boxes', 'dets')
+        unit = ' (fraction of the input size)' if boxes else ''
         print(
             f'onnxruntime vs PyTorch, {name}: max abs difference '
             f'{diff:.2e}{unit}'

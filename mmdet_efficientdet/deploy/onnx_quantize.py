@@ -1,0 +1,168 @@
+"""Static int8 quantization (QDQ) of an exported EfficientDet.
+
+onnxruntime's quantizer wants every conv weight and bias to be an
+initializer of its own. An exported EfficientDet breaks that twice:
+
+- the head's towers share their convs across levels; folded for deploy,
+  levels whose norms agree get equal weights, which the exporter stores
+  once and hands out through ``Identity`` nodes (the quantizer stops with
+  "Expected ...cls_convs.0.1.pointwise_conv.conv.weight to be an
+  initializer", or leaves the conv in float);
+- the prediction convs are shared by all levels outright, and equal biases
+  (all zeros, say) become one initializer used by dozens of convs, while
+  int8 quantization gives a bias the scale of its own conv's input.
+
+:func:`untie_initializers` gives every such consumer its own copy (a few
+KB per level); the network is unchanged. :func:`quantize_int8` then
+calibrates activation ranges on images and writes a QDQ model, weights
+int8 per channel, activations uint8; only the network is quantized, the
+post-processing (decoding, NMS) stays float. The file's metadata is kept,
+so the runner runs it as it runs the float model.
+"""
+
+import copy
+import os
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+# nodes of the network in an export of DetectorExport; the rest is the
+# flattening, decoding and NMS of the outputs
+NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
+WEIGHT_OPS = {'Conv': (1, 2), 'Gemm': (1, 2), 'MatMul': (1,)}
+
+
+def untie_initializers(model) -> int:
+    """Give each weight / bias input of a conv its own initializer, in
+    place; return how many copies were made.
+
+    ``Identity`` nodes that pass an initializer on are replaced by a copy
+    named after their output.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    made = 0
+    for node in list(graph.node):
+        if node.op_type == 'Identity' and node.input[0] in inits:
+            array = numpy_helper.to_array(inits[node.input[0]])
+            graph.initializer.append(
+                numpy_helper.from_array(array, node.output[0])
+            )
+            inits[node.output[0]] = graph.initializer[-1]
+            graph.node.remove(node)
+            made += 1
+    seen = set()
+    for node in graph.node:
+        for slot in WEIGHT_OPS.get(node.op_type, ()):
+            if slot >= len(node.input) or node.input[slot] not in inits:
+                continue
+            name = node.input[slot]
+            if name not in seen:
+                seen.add(name)
+                continue
+            copy_name = f'{name}__{node.name or made}'
+            clone = copy.deepcopy(inits[name])
+            clone.name = copy_name
+            graph.initializer.append(clone)
+            node.input[slot] = copy_name
+            made += 1
+    return made
+
+
+class ImageReader:
+    """onnxruntime's ``CalibrationDataReader`` over images, through the
+    runner's preprocessing (so calibration sees what inference sees)."""
+
+    def __init__(self, detector, images: Iterable) -> None:
+        self.detector = detector
+        self.images: Iterator = iter(images)
+
+    def get_next(self) -> Optional[dict]:
+        image = next(self.images, None)
+        if image is None:
+            return None
+        inputs, img_shape, scale_factor = self.detector.preprocess(image)
+        names = self.detector.input_names
+        feed = {names[0]: inputs}
+        if len(names) == 3:
+            feed[names[1]] = np.array([img_shape], np.float32)
+            feed[names[2]] = np.array([scale_factor], np.float32)
+        return feed
+
+
+def quantize_int8(
+    model_path: str,
+    out_path: str,
+    images: Sequence,
+    method: str = 'minmax',
+    reduce_range: bool = False,
+) -> str:
+    """Write the int8 QDQ form of ``model_path`` to ``out_path``.
+
+    Args:
+        model_path (str): Float model written by ``export_onnx.py``
+            (``--deploy`` recommended: norms folded into the convs).
+        out_path (str): Output ``.onnx``.
+        images (Sequence): Calibration images (paths or BGR arrays), best
+            a few dozen of the training set.
+        method (str): Calibration: ``minmax``, ``percentile`` or
+            ``entropy``.
+        reduce_range (bool): 7-bit weights, which avoids the saturation
+            of u8 x s8 products that x86 CPUs without VNNI may hit
+            (onnxruntime's advice when int8 loses accuracy there).
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from .ort_runner import OrtDetector
+
+    methods = dict(
+        minmax=CalibrationMethod.MinMax,
+        percentile=CalibrationMethod.Percentile,
+        entropy=CalibrationMethod.Entropy,
+    )
+    if method not in methods:
+        raise ValueError(f'method must be one of {sorted(methods)}')
+    if not images:
+        raise ValueError('quantization needs calibration images')
+    model = onnx.load(model_path)
+    untie_initializers(model)
+    post_processing = [
+        node.name
+        for node in model.graph.node
+        if not node.name.startswith(NETWORK_SCOPES)
+    ]
+    folder = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(folder, exist_ok=True)
+    untied = os.path.join(folder, '.untied.' + os.path.basename(out_path))
+    onnx.save(model, untied)
+    try:
+        reader = ImageReader(OrtDetector(model_path), images)
+        quantize_static(
+            untied,
+            out_path,
+            reader,
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=reduce_range,
+            calibrate_method=methods[method],
+            nodes_to_exclude=post_processing,
+        )
+    finally:
+        os.remove(untied)
+    # the quantizer writes a new model: put the runner's metadata back
+    quantized = onnx.load(out_path)
+    del quantized.metadata_props[:]
+    for prop in model.metadata_props:
+        quantized.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save(quantized, out_path)
+    return out_path

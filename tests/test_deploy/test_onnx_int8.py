@@ -1,0 +1,114 @@
+"""int8 (QDQ) quantization: every conv quantized, outputs follow fp32."""
+
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from mmdet.apis import init_detector
+from onnx import TensorProto, helper, numpy_helper
+
+from mmdet_efficientdet.deploy.onnx_quantize import (
+    quantize_int8,
+    untie_initializers,
+)
+
+
+def load_sibling(name: str):
+    path = osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def shared_conv_graph() -> onnx.ModelProto:
+    """Two convs on one weight (once through Identity) and one bias."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(
+        rng.standard_normal((4, 4, 1, 1)).astype(np.float32), 'w'
+    )
+    bias = numpy_helper.from_array(np.zeros(4, np.float32), 'b')
+    nodes = [
+        helper.make_node('Identity', ['w'], ['w_copy'], name='id'),
+        helper.make_node('Conv', ['x', 'w', 'b'], ['y1'], name='c1'),
+        helper.make_node('Conv', ['y1', 'w_copy', 'b'], ['y2'], name='c2'),
+        helper.make_node('Conv', ['y2', 'w', 'b'], ['y'], name='c3'),
+    ]
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        nodes,
+        'shared',
+        [value('x', TensorProto.FLOAT, [1, 4, 3, 3])],
+        [value('y', TensorProto.FLOAT, [1, 4, 3, 3])],
+        [weight, bias],
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]
+    )
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=['CPUExecutionProvider']
+    )
+    return session.run(None, {'x': x})[0]
+
+
+def test_untie_initializers_copies_shared_weights():
+    model = shared_conv_graph()
+    x = np.random.default_rng(1).standard_normal((1, 4, 3, 3), np.float32)
+    expected = run(model, x)
+    # Identity -> own weight; c2, c3 get own biases; c3 its own weight
+    assert untie_initializers(model) == 4
+    assert all(node.op_type == 'Conv' for node in model.graph.node)
+    names = [i for node in model.graph.node for i in node.input[1:]]
+    inits = {init.name for init in model.graph.initializer}
+    assert len(set(names)) == len(names) == 6 and set(names) <= inits
+    np.testing.assert_array_equal(run(model, x), expected)
+
+
+@pytest.mark.slow
+def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
+    helpers = load_sibling('test_ort_runner')
+    torch.manual_seed(0)
+    model = init_detector(helpers.config('lite0'), None, device='cpu')
+    size = model.cfg.efficientdet['image_size']
+    helpers.with_effdet_weights(model, 'lite0', size)
+    fp32 = helpers.export(model, tmp_path, 'decoded')
+    images = [helpers.smooth_image(200, 260, seed=i) for i in range(8)]
+    int8 = quantize_int8(fp32, str(tmp_path / 'int8.onnx'), images)
+
+    graph = onnx.load(int8).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    convs = [node for node in graph.node if node.op_type == 'Conv']
+    quantized = [
+        conv
+        for conv in convs
+        if producer.get(conv.input[1]) is not None
+        and producer[conv.input[1]].op_type == 'DequantizeLinear'
+    ]
+    # the head's shared convs included (the quantizer skips or stops on
+    # weights that are not initializers of their own)
+    assert len(convs) > 150 and len(quantized) == len(convs)
+    assert osp.getsize(int8) < 0.45 * osp.getsize(fp32)
+
+    runner = helpers.load_runner()
+    ours, theirs = runner.OrtDetector(fp32, 1), runner.OrtDetector(int8, 1)
+    assert theirs.meta == ours.meta  # the runner reads the int8 file alike
+    image = helpers.smooth_image(240, 300, seed=99)  # not a calibration one
+    inputs = ours.preprocess(image)[0]
+    ref_scores, ref_boxes = ours.session.run(None, {'images': inputs})
+    scores, boxes = theirs.session.run(None, {'images': inputs})
+
+    def logit(p):
+        p = p.astype(np.float64).clip(1e-7, 1 - 1e-7)
+        return np.log(p / (1 - p)).ravel()
+
+    # measured: r = 0.973 (logits, std ~1), 0.997 (boxes)
+    assert float(np.std(logit(ref_scores))) > 0.5
+    assert np.corrcoef(logit(ref_scores), logit(scores))[0, 1] > 0.95
+    assert np.corrcoef(ref_boxes.ravel(), boxes.ravel())[0, 1] > 0.99

@@ -1,0 +1,219 @@
+"""The onnxruntime runner and NMS in the graph give mmdet's predictions."""
+
+import copy
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmdet.apis import inference_detector, init_detector
+
+from mmdet_efficientdet.deploy import prepare_for_deploy
+from mmdet_efficientdet.deploy.onnx_export import (
+    DetectorExport,
+    export_onnx,
+    nms_settings,
+)
+from mmdet_efficientdet.deploy.onnx_meta import deploy_metadata
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RUNNER = osp.join(REPO, 'mmdet_efficientdet', 'deploy', 'ort_runner.py')
+
+
+def load_file(name: str, path: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_runner():
+    """The runner as a file of its own, as it is copied to a device."""
+    return load_file('ort_runner', RUNNER)
+
+
+_export_tests = load_file(
+    'test_onnx_export', osp.join(osp.dirname(__file__), 'test_onnx_export.py')
+)
+config = _export_tests.config
+with_effdet_weights = _export_tests.with_effdet_weights
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A BGR uint8 image with structure at several scales."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.float32)
+    for cells in (4, 16, 64):
+        noise = rng.random((cells, cells, 3), dtype=np.float32)
+        img += cv2.resize(noise, (width, height)) / 3
+    return (img * 255).clip(0, 255).astype(np.uint8)
+
+
+def export(
+    model, tmp_path, outputs: str, deploy: bool = True, batch: int = 1
+) -> str:
+    size = model.cfg.efficientdet['image_size']
+    shape = (batch, 3, size, size)
+    nms = nms_settings(model.bbox_head.test_cfg)
+    net = copy.deepcopy(model)
+    if deploy:
+        prepare_for_deploy(net, shape)
+    wrapper = DetectorExport(
+        net,
+        shape,
+        decode=True,
+        nms=nms if outputs == 'detections' else None,
+    )
+    meta = deploy_metadata(model.cfg, shape, outputs, nms)
+    return export_onnx(
+        wrapper.eval(),
+        str(tmp_path / f'{outputs}_{batch}.onnx'),
+        metadata=meta,
+    )
+
+
+def assert_same_detections(got, ref, image_size: int) -> None:
+    boxes, scores, labels = got
+    assert len(ref) > 0 and len(boxes) == len(ref)
+    np.testing.assert_array_equal(labels, ref.labels.numpy())
+    np.testing.assert_allclose(scores, ref.scores.numpy(), atol=1e-4, rtol=0)
+    diff = np.abs(boxes - ref.bboxes.numpy()).max() / image_size
+    assert diff <= 1e-3, diff
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('variant', ['lite0', 'd0'])
+def test_runner_equals_mmdet_predict(tmp_path, variant):
+    torch.manual_seed(0)
+    model = init_detector(config(variant), None, device='cpu')
+    size = model.cfg.efficientdet['image_size']
+    with_effdet_weights(model, variant, size)
+    model.eval()
+    image = smooth_image(300, 420)  # not square, not the input size
+    ref = inference_detector(model, image).pred_instances
+    # at unit output spread the scores are spread too: NMS ties are rare
+    assert float(ref.scores[0] - ref.scores[-1]) > 0.1
+    runner = load_runner()
+    for outputs in ('detections', 'decoded'):
+        detector = runner.OrtDetector(export(model, tmp_path, outputs), 1)
+        assert_same_detections(detector(image), ref, max(image.shape))
+
+
+@pytest.mark.slow
+def test_nms_graph_batch_equals_mmdet_predict(tmp_path):
+    torch.manual_seed(0)
+    model = init_detector(config('lite0'), None, device='cpu')
+    size = model.cfg.efficientdet['image_size']
+    with_effdet_weights(model, 'lite0', size)
+    model.eval()
+    images = [smooth_image(300, 420, seed=1), smooth_image(500, 260, seed=2)]
+    runner = load_runner()
+    path = export(model, tmp_path, 'detections', batch=2)
+    detector = runner.OrtDetector(path, 1)
+    inputs = [detector.preprocess(image) for image in images]
+    dets, scores, labels, num = detector.session.run(
+        None,
+        dict(
+            images=np.concatenate([x[0] for x in inputs]),
+            img_shape=np.array([x[1] for x in inputs], np.float32),
+            scale_factor=np.array([x[2] for x in inputs], np.float32),
+        ),
+    )
+    for i, image in enumerate(images):
+        ref = inference_detector(model, image).pred_instances
+        n = int(num[i])
+        got = dets[i, :n], scores[i, :n], labels[i, :n]
+        assert_same_detections(got, ref, max(image.shape))
+
+
+def test_runner_imports_no_torch():
+    code = (
+        'import importlib.util, sys\n'
+        f'spec = importlib.util.spec_from_file_location("r", {RUNNER!r})\n'
+        'spec.loader.exec_module(importlib.util.module_from_spec(spec))\n'
+        'assert "torch" not in sys.modules, "torch imported"\n'
+        'assert "mmdet" not in sys.modules, "mmdet imported"\n'
+    )
+    subprocess.run([sys.executable, '-c', code], check=True)
+
+
+def test_read_image_converts_channels():
+    runner = load_runner()
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    for image in (gray, gray[..., None]):
+        out = runner.read_image(image)
+        assert out.shape == (3, 4, 3)
+        np.testing.assert_array_equal(out[..., 2], gray)
+    rgba = np.stack([gray, gray + 1, gray + 2, gray + 3], -1)
+    np.testing.assert_array_equal(runner.read_image(rgba), rgba[..., :3])
+    with pytest.raises(ValueError, match='uint8'):
+        runner.read_image(gray.astype(np.float32))
+    with pytest.raises(ValueError, match='image'):
+        runner.read_image(np.zeros((2, 3, 5), np.uint8))
+
+
+@pytest.fixture(scope='module')
+def small_export(tmp_path_factory):
+    """Lite0 at 128 with NMS in the graph (random weights)."""
+    torch.manual_seed(0)
+    model = init_detector(config('lite0'), None, device='cpu')
+    model.cfg.efficientdet['image_size'] = 128
+    return export(model, tmp_path_factory.mktemp('small'), 'detections')
+
+
+@pytest.mark.slow
+def test_runner_handles_gray_rgba_and_other_sizes(small_export, tmp_path):
+    import cv2
+
+    runner = load_runner()
+    detector = runner.OrtDetector(small_export, 1)
+    gray = smooth_image(90, 150)[..., 1]
+    bgr = np.repeat(gray[..., None], 3, axis=2)
+    rgba = np.concatenate([bgr, np.full_like(gray[..., None], 7)], -1)
+    files = {'gray.png': gray, 'rgba.png': rgba}
+    expected = detector.preprocess(bgr)
+    assert expected[1] == (77, 128)  # resized to fit, then padded
+    for name, image in files.items():
+        path = str(tmp_path / name)
+        assert cv2.imwrite(path, image)
+        for source in (path, image):
+            got = detector.preprocess(source)
+            np.testing.assert_array_equal(got[0], expected[0])
+            assert got[1:] == expected[1:]
+    boxes, scores, labels = detector(str(tmp_path / 'gray.png'))
+    assert boxes.shape == (len(scores), 4) and len(labels) == len(scores)
+    # boxes in the original image (150 x 90), not the 128 x 128 input
+    assert float(boxes[:, 2].max()) > 128
+    assert float(boxes[:, 3].max()) <= 90 + 1e-3
+    with pytest.raises(ValueError, match=r'\(1, 3, 128, 128\)'):
+        detector.run(np.zeros((1, 3, 90, 150), np.float32), *expected[1:])
+
+
+def test_runner_rejects_other_files(tmp_path):
+    runner = load_runner()
+    text = tmp_path / 'model.onnx'
+    text.write_text('not a model')
+    with pytest.raises(ValueError, match='not an ONNX model'):
+        runner.OrtDetector(str(text))
+    with pytest.raises(FileNotFoundError):
+        runner.OrtDetector(str(tmp_path / 'missing.onnx'))
+    with pytest.raises(FileNotFoundError):
+        runner.read_image(str(tmp_path / 'missing.png'))
+    with pytest.raises(ValueError, match='not an image'):
+        runner.read_image(str(text))
+
+
+@pytest.mark.slow
+def test_runner_rejects_export_without_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = init_detector(config('lite0'), None, device='cpu')
+    shape = (1, 3, 64, 64)
+    wrapper = DetectorExport(model, shape, decode=True).eval()
+    path = export_onnx(wrapper, str(tmp_path / 'plain.onnx'))
+    with pytest.raises(ValueError, match='no deployment metadata'):
+        load_runner().OrtDetector(path)
