@@ -117,10 +117,11 @@ def test_run_config(quickstart):
     assert cfg.val_evaluator.ann_file == '/data/shapes/annotations/val.json'
     assert cfg.train_cfg.max_epochs == SETTINGS['short'].epochs
     assert cfg.randomness.seed == 3
-    # no EMA; the training checks stay
+    # no EMA; the training checks and the fine-tuning load stay
     assert [h.type for h in cfg.custom_hooks] == [
         'NumClassCheckHook',
         'CheckFiniteHook',
+        'SkipMismatchedWeightsHook',
     ]
     assert cfg.visualizer.name == 'run'
     assert cfg.efficientdet.image_size == 192
