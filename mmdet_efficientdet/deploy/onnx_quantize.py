@@ -96,7 +96,7 @@ def quantize_int8(
     model_path: str,
     out_path: str,
     images: Sequence,
-    method: str = 'minmax',
+    method: str = 'percentile',
     reduce_range: bool = False,
 ) -> str:
     """Write the int8 QDQ form of ``model_path`` to ``out_path``.

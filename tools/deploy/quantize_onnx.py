@@ -2,7 +2,7 @@
 gain: size, latency and, with ``--eval``, COCO mAP before and after.
 
     python tools/deploy/quantize_onnx.py CONFIG MODEL.onnx --out INT8.onnx
-        [--calib 64] [--method minmax|percentile|entropy]
+        [--calib 64] [--method percentile|minmax|entropy]
         [--reduce-range] [--eval] [--threads 2] [--reps 30] [--limit N]
         [--cfg-options k=v ...]
 
@@ -44,7 +44,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--method',
         choices=['minmax', 'percentile', 'entropy'],
-        default='minmax',
+        default='percentile',
     )
     parser.add_argument(
         '--reduce-range',
