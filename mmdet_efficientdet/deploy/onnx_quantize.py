@@ -22,6 +22,7 @@ so the runner runs it as it runs the float model.
 
 import copy
 import os
+import warnings
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -143,20 +144,37 @@ def quantize_int8(
     os.makedirs(folder, exist_ok=True)
     untied = os.path.join(folder, '.untied.' + os.path.basename(out_path))
     onnx.save(model, untied)
-    try:
-        reader = ImageReader(OrtDetector(model_path), images)
+
+    def quantize(calibration: str) -> None:
         quantize_static(
             untied,
             out_path,
-            reader,
+            ImageReader(OrtDetector(model_path), images),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
             reduce_range=reduce_range,
-            calibrate_method=methods[method],
+            calibrate_method=methods[calibration],
             nodes_to_exclude=post_processing,
         )
+
+    try:
+        try:
+            quantize(method)
+        except ValueError as error:
+            # onnxruntime's histogram calibrators bin float32 values: a
+            # tensor whose range is below float32's spacing (a sigmoid
+            # stuck at 0.5 in an untrained net) cannot be cut into 2048
+            # bins. minmax needs no histogram.
+            if method == 'minmax' or 'bins' not in str(error):
+                raise
+            warnings.warn(
+                f'{method} calibration failed ({error}): an activation '
+                'range is too narrow for its histogram; calibrating '
+                'with minmax instead'
+            )
+            quantize('minmax')
     finally:
         os.remove(untied)
     # the quantizer writes a new model: put the runner's metadata back

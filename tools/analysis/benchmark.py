@@ -428,7 +428,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             for n in sorted({1, args.batch}):
                 time_rows(rows, 'predict', predict_fns(n), args, n)
         if args.onnx:
-            ends = {k: v['end to end'] for k, v in extra.items()}
+            ends = {
+                k: v['end to end'] for k, v in extra.items() if 'end to end' in v
+            }
             time_rows(rows, 'end to end', ends, args, 1)
         memory_row(
             rows, 'forward peak memory, batch 1', forward_fns(1), device
