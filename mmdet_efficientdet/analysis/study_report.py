@@ -2,7 +2,7 @@
 
 import json
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .scaling_study import RunResult, StudySetting
 from .study_rules import BASES, RULES, Coefficients, describe
@@ -110,45 +110,97 @@ def markdown(
     return '\n'.join(lines) + '\n'
 
 
-def plot(results: Sequence[RunResult], path: str) -> None:
-    """bbox mAP against MACs, one line per rule from the base model."""
+class Series(NamedTuple):
+    """One line (or set of markers) of a plot."""
+
+    x: Sequence[float]
+    y: Sequence[float]
+    style: str  # matplotlib's fmt, e.g. 'o-'
+    label: str
+    yerr: Optional[Sequence[float]] = None
+    options: Optional[dict] = None  # more keywords of ``Axes.errorbar``
+
+
+def plot_series(
+    path: str,
+    series: Sequence[Series],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+    ylim: Optional[Tuple[float, float]] = None,
+) -> None:
+    """Write a PNG of ``series`` (the analysis tools' one plot)."""
     import matplotlib
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    base = [r for r in results if r.rule == 'base']
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for rule in RULES:
-        runs = base + sorted(
-            (r for r in results if r.rule == rule), key=lambda r: r.phi
+    for s in series:
+        ax.errorbar(
+            s.x,
+            s.y,
+            yerr=s.yerr,
+            fmt=s.style,
+            label=s.label,
+            capsize=3,
+            **(s.options or {}),
         )
-        ax.plot(
-            [r.macs / 1e6 for r in runs],
-            [r.bbox_map for r in runs],
-            STYLES[rule],
-            label=f'{rule} only' if rule != 'compound' else rule,
-        )
-    grid = [r for r in results if r.rule == 'grid']
-    if grid:
-        ax.plot(
-            [r.macs / 1e6 for r in grid],
-            [r.bbox_map for r in grid],
-            'o',
-            mfc='none',
-            color='gray',
-            label='grid candidates (phi 1)',
-        )
-    maps = [r.bbox_map for r in results if not math.isnan(r.bbox_map)]
-    ax.set_ylim(0, max(maps + [0.05]) * 1.1)
-    ax.set_xlabel('MMACs (batch 1)')
-    ax.set_ylabel('val bbox mAP')
-    ax.set_title('Scaling a small EfficientDet on the shapes dataset')
+    if log_y:
+        ax.set_yscale('log')
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which='both', alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def map_ylim(maps: Sequence[float]) -> Tuple[float, float]:
+    """From 0 to a little above the best mAP (nan ignored)."""
+    return 0.0, max([m for m in maps if not math.isnan(m)] + [0.05]) * 1.1
+
+
+def plot(results: Sequence[RunResult], path: str) -> None:
+    """bbox mAP against MACs, one line per rule from the base model."""
+    base = [r for r in results if r.rule == 'base']
+    series = []
+    for rule in RULES:
+        runs = base + sorted(
+            (r for r in results if r.rule == rule), key=lambda r: r.phi
+        )
+        series.append(
+            Series(
+                [r.macs / 1e6 for r in runs],
+                [r.bbox_map for r in runs],
+                STYLES[rule],
+                f'{rule} only' if rule != 'compound' else rule,
+            )
+        )
+    grid = [r for r in results if r.rule == 'grid']
+    if grid:
+        series.append(
+            Series(
+                [r.macs / 1e6 for r in grid],
+                [r.bbox_map for r in grid],
+                'o',
+                'grid candidates (phi 1)',
+                options=dict(mfc='none', color='gray'),
+            )
+        )
+    plot_series(
+        path,
+        series,
+        'MMACs (batch 1)',
+        'val bbox mAP',
+        'Scaling a small EfficientDet on the shapes dataset',
+        ylim=map_ylim([r.bbox_map for r in results]),
+    )
 
 
 def to_json(results: Sequence[RunResult], best: Coefficients) -> str:
