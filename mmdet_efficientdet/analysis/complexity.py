@@ -10,7 +10,8 @@ official ones.
 """
 
 import contextlib
-from typing import Iterator, List, Optional, Tuple
+import copy
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -76,19 +77,39 @@ def count(
     Returns:
         tuple[int, int]: Parameters and multiply-accumulates.
     """
-    register_all_modules()
     model_cfg = ConfigDict(model_cfg)
     model_cfg.pop('_delete_', None)
     if num_classes is not None:
         model_cfg.bbox_head.num_classes = num_classes
+    model = _build_on_meta(model_cfg)
     with torch.device('meta'):
-        model = MODELS.build(model_cfg).eval()
         inputs = torch.empty(1, 3, image_size, image_size)
+    return _count(model, lambda: model._forward(inputs))
+
+
+def count_neck(
+    neck_cfg: dict, channels: Sequence[int], sizes: Sequence[int]
+) -> Tuple[int, int]:
+    """(parameters, MACs) of a neck alone on square feature maps of
+    ``channels`` and ``sizes`` (the backbone's outputs), batch 1."""
+    neck = _build_on_meta(neck_cfg)
+    with torch.device('meta'):
+        feats = [torch.empty(1, c, s, s) for c, s in zip(channels, sizes)]
+    return _count(neck, lambda: neck(feats))
+
+
+def _build_on_meta(cfg: dict) -> nn.Module:
+    register_all_modules()
+    with torch.device('meta'):
+        return MODELS.build(copy.deepcopy(cfg)).eval()
+
+
+def _count(model: nn.Module, forward: Callable[[], Any]) -> Tuple[int, int]:
     params = sum(p.numel() for p in model.parameters())
     with same_padding_overcount(model) as extra, FlopCounterMode(
         display=False
     ) as counter:
-        model._forward(inputs)
+        forward()
     return params, counter.get_total_flops() // 2 - sum(extra)
 
 
