@@ -1,12 +1,17 @@
-"""The scaling study's table (markdown), plot (PNG) and raw results."""
+"""The studies' tables (markdown), plots (PNG) and raw results (JSON)."""
 
 import json
 import math
+import statistics
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from .neck_study import BASE, REFERENCE, NeckRun, NeckSetting, NeckStudy
 from .scaling_study import RunResult, StudySetting
 from .study_rules import BASES, RULES, Coefficients, describe
 
+MAP_50 = 'coco/bbox_mAP_50'
+FIRST_LOSS, LAST_LOSS = 'train/first_loss', 'train/last_loss'
+COST_LABELS = dict(macs='MACs', params='parameters')
 # line style per rule; the grid candidates are drawn as open markers
 STYLES = {
     'width': 's--',
@@ -28,7 +33,7 @@ def _map(value: float) -> str:
 
 
 def _row(result: RunResult) -> str:
-    map50 = result.metrics.get('coco/bbox_mAP_50', math.nan)
+    map50 = result.metrics.get(MAP_50, math.nan)
     if result.same_as:
         seconds = f'(= {result.same_as})'
     else:
@@ -223,3 +228,130 @@ def to_json(results: Sequence[RunResult], best: Coefficients) -> str:
             )
         )
     return json.dumps(dict(best=best._asdict(), runs=runs), indent=1)
+
+
+def _by_neck(study: NeckStudy) -> Dict[str, List[NeckRun]]:
+    runs: Dict[str, List[NeckRun]] = {name: [] for name in study.matched}
+    for run in study.runs:
+        runs[run.neck].append(run)
+    return runs
+
+
+def _spread(values: Sequence[float]) -> str:
+    """Mean, and (min-max) over more than one seed."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return 'n/a'
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f'{mean:.3f}'
+    return f'{mean:.3f} ({min(values):.3f}-{max(values):.3f})'
+
+
+def _mean(runs: Sequence[NeckRun], key: str) -> float:
+    return statistics.fmean(r.metrics.get(key, math.nan) for r in runs)
+
+
+def neck_markdown(
+    study: NeckStudy, setting_name: str, setting: NeckSetting, seconds: float
+) -> str:
+    """The neck study as a markdown document."""
+    spec = BASES[BASE].spec
+    cost = COST_LABELS[study.match]
+    rows = []
+    for name, runs in _by_neck(study).items():
+        m, first = study.matched[name], runs[0]
+        rows.append(
+            f'| {name} | {m.width} | {m.params:,} | {m.macs / 1e6:.2f} | '
+            f'{first.params:,} | {first.macs / 1e6:.1f} | '
+            f'{study.latency[name] * 1e3:.1f} | '
+            f'{_spread([r.bbox_map for r in runs])} | '
+            f'{_spread([r.metrics.get(MAP_50, math.nan) for r in runs])} | '
+            f'{_mean(runs, FIRST_LOSS):.3f} -> {_mean(runs, LAST_LOSS):.3f} |'
+        )
+    per_run = [
+        f'| {r.name} | {r.neck} | {r.seed} | {_map(r.bbox_map)} | '
+        f'{_map(r.metrics.get(MAP_50, math.nan))} | '
+        f'{r.metrics[FIRST_LOSS]:.3f} -> {r.metrics[LAST_LOSS]:.3f} | '
+        + (f'(= {r.same_as})' if r.same_as else f'{r.seconds:.0f}')
+        + ' |'
+        for r in study.runs
+    ]
+    seeds = ', '.join(str(s) for s in setting.seeds)
+    lines = [
+        '# Neck study (shapes dataset)',
+        '',
+        f'Setting `{setting_name}`: {setting.epochs} epochs of '
+        f'{setting.num_train} training images at batch '
+        f'{setting.batch_size}, SGD lr {setting.lr}, seeds {seeds}; bbox '
+        f'mAP on {setting.num_val} val images (mean, and min-max over the '
+        f'seeds). Every model: the ImageNet EfficientNet-Lite0 backbone, '
+        f"frozen; EfficientDet's head ({spec.head_convs} separable convs, "
+        f"{spec.width} wide, reading the neck's channels); "
+        f'{spec.image_size} px input, P3-P{spec.max_level}; 3 classes.',
+        '',
+        f"Widths matched by the neck's {cost}: each neck is as wide as "
+        f'brings its {cost} closest to those of {REFERENCE} (3 layers) at '
+        f'width {study.width}: {study.target:,}. Neck params and MMACs are '
+        f"the neck's own; params, MMACs and latency the whole detector's "
+        f'(latency: median of {setting.reps} forwards, images to class and '
+        f'box maps, batch 1, the necks timed interleaved).',
+        '',
+        '| neck | width | neck params | neck MMACs | params | MMACs | '
+        'latency ms | bbox mAP | mAP_50 | loss, first -> last epoch |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+        *rows,
+        '',
+        '## Runs',
+        '',
+        '| run | neck | seed | bbox mAP | mAP_50 | loss, first -> last '
+        'epoch | train s |',
+        '|---|---|---|---|---|---|---|',
+        *per_run,
+        '',
+        f'Total time: {seconds / 60:.1f} min.',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def neck_plot(study: NeckStudy, path: str) -> None:
+    """bbox mAP (mean, bars from min to max over seeds) against the
+    neck's MACs, one marker per neck."""
+    markers = 'os^dvP*X<>'
+    series = []
+    for i, (name, runs) in enumerate(_by_neck(study).items()):
+        maps = [r.bbox_map for r in runs]
+        mean = statistics.fmean(maps)
+        series.append(
+            Series(
+                [study.matched[name].macs / 1e6],
+                [mean],
+                markers[i % len(markers)],
+                name,
+                yerr=[[mean - min(maps)], [max(maps) - mean]],
+            )
+        )
+    plot_series(
+        path,
+        series,
+        'neck MMACs (batch 1)',
+        'val bbox mAP',
+        f'Necks at matched {COST_LABELS[study.match]}, shapes dataset',
+        ylim=map_ylim([r.bbox_map for r in study.runs]),
+    )
+
+
+def neck_json(study: NeckStudy) -> str:
+    """The neck study's results as JSON."""
+    return json.dumps(
+        dict(
+            reference=REFERENCE,
+            width=study.width,
+            match=study.match,
+            target=study.target,
+            matched={n: m._asdict() for n, m in study.matched.items()},
+            latency=study.latency,
+            runs=[r._asdict() for r in study.runs],
+        ),
+        indent=1,
+    )

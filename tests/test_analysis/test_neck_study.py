@@ -1,0 +1,152 @@
+"""The neck study's necks, width matching and run configs."""
+
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmdet_efficientdet.analysis.complexity import count_neck
+from mmdet_efficientdet.analysis.neck_study import (
+    BASE,
+    MAX_WIDTH,
+    NECK_SETTINGS,
+    NECKS,
+    REFERENCE,
+    Matched,
+    _CostCurve,
+    check_necks,
+    match_widths,
+    neck_cfg,
+)
+from mmdet_efficientdet.analysis.scaling_study import run_config
+from mmdet_efficientdet.analysis.study_rules import BASES
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QUICKSTART = osp.join(
+    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+)
+SPEC, FROZEN = BASES[BASE]
+SIZES = [16, 8, 4]  # P3-P5 at 128 px
+
+
+@pytest.fixture(scope='module')
+def quickstart():
+    return Config.fromfile(QUICKSTART).to_dict()
+
+
+@pytest.fixture(scope='module')
+def bifpn(quickstart):
+    cfg = run_config(
+        quickstart, SPEC, NECK_SETTINGS['short'], '/d', '/w', 0, FROZEN
+    )
+    return cfg.model.neck.to_dict()
+
+
+def test_the_necks_of_the_issue():
+    assert list(NECKS) == [
+        'fpn',
+        'pafpn',
+        'bifpn-fast',
+        'bifpn-softmax',
+        'bifpn-sum',
+        'bifpn-x1',
+        'bifpn-x2',
+        'bifpn-x3',
+    ]
+    assert NECKS[REFERENCE] == NECKS['bifpn-x3']  # one model, trained once
+    assert [NECKS[f'bifpn-x{n}'].num_stages for n in (1, 2, 3)] == [1, 2, 3]
+
+
+def test_unknown_neck_names_the_choices():
+    with pytest.raises(ValueError, match=r"\['bifpn-max'\]; expected .*'fpn'"):
+        check_necks(['fpn', 'bifpn-max'])
+    with pytest.raises(ValueError, match='at least one neck'):
+        check_necks([])
+    assert check_necks(['fpn', 'fpn', 'pafpn']) == ['fpn', 'pafpn']
+
+
+def test_fpn_configs_read_the_bifpn_inputs(bifpn):
+    fpn = neck_cfg(bifpn, NECKS['pafpn'], 24)
+    assert fpn == dict(
+        type='PAFPN',
+        in_channels=[40, 112, 320],
+        out_channels=24,
+        num_outs=3,
+        norm_cfg=bifpn['norm_cfg'],
+    )
+    sum3 = neck_cfg(bifpn, NECKS['bifpn-sum'], 40)
+    assert (sum3['fusion'], sum3['num_stages'], sum3['out_channels']) == (
+        'sum',
+        3,
+        40,
+    )
+
+
+@pytest.mark.parametrize('name', ['fpn', 'pafpn', 'bifpn-x1', 'bifpn-sum'])
+def test_costs_are_quadratic_in_the_width(bifpn, name):
+    def counted(width):
+        cfg = neck_cfg(bifpn, NECKS[name], width)
+        return Matched(width, *count_neck(cfg, bifpn['in_channels'], SIZES))
+
+    curve = _CostCurve(counted)
+    for width in (13, 41, 100):
+        assert counted(width) == (
+            width,
+            curve(width, 'params'),
+            curve(width, 'macs'),
+        )
+    if name.startswith('bifpn'):
+        # but at a backbone level's width BiFPN needs no projection there
+        assert counted(40).macs < curve(40, 'macs')
+
+
+def test_widths_match_macs_and_state_both(bifpn):
+    necks = ['fpn', 'bifpn-x1', REFERENCE]
+    matched, target = match_widths(bifpn, necks, 32, 'macs')
+    assert matched[REFERENCE].width == 32
+    assert target == matched[REFERENCE].macs == 2688512
+    for name, m in matched.items():
+        assert abs(m.macs / target - 1) < 0.03, name
+    # MACs matched, parameters not: FPN is narrower, one BiFPN layer wider
+    assert matched['fpn'].width < 32 < matched['bifpn-x1'].width
+    assert matched['fpn'].params < matched[REFERENCE].params
+    by_params, _ = match_widths(bifpn, ['fpn'], 32, 'params')
+    assert abs(by_params['fpn'].params / matched[REFERENCE].params - 1) < 0.05
+
+
+def test_a_width_that_cannot_match_names_the_valid_ones(bifpn):
+    with pytest.raises(ValueError) as error:
+        match_widths(bifpn, ['fpn', 'bifpn-x1'], 400)
+    message = str(error.value)
+    assert "neck 'bifpn-x1' cannot match the macs of bifpn-fast" in message
+    assert f'closest width in 8-{MAX_WIDTH}, {MAX_WIDTH}' in message
+    assert 'Widths at which every neck of' in message
+    assert message.endswith('(by the fitted curves): 8-321')
+    with pytest.raises(ValueError, match='integer in 8-512, got 4'):
+        match_widths(bifpn, ['fpn'], 4)
+    with pytest.raises(ValueError, match=r"'flops'; expected one of"):
+        match_widths(bifpn, ['fpn'], 32, 'flops')
+
+
+def test_run_config_swaps_the_neck(quickstart, bifpn):
+    fpn = neck_cfg(bifpn, NECKS['fpn'], 26)
+    cfg = run_config(
+        quickstart, SPEC, NECK_SETTINGS['short'], '/d', '/w', 1, FROZEN, fpn
+    )
+    assert cfg.model.neck.type == 'FPN'
+    assert cfg.model.bbox_head.in_channels == 26
+    assert cfg.model.bbox_head.feat_channels == SPEC.width
+    assert cfg.model.backbone.frozen_stages == 7
+    assert cfg.randomness.seed == 1
+
+
+def test_default_setting_shares_the_scaling_study_data():
+    from mmdet_efficientdet.analysis.scaling_study import SETTINGS
+
+    default, scaling = NECK_SETTINGS['default'], SETTINGS['default']
+    assert len(default.seeds) >= 2
+    assert (default.num_train, default.num_val, default.lr) == (
+        scaling.num_train,
+        scaling.num_val,
+        scaling.lr,
+    )
