@@ -40,17 +40,10 @@ def same_padding_overcount(model: nn.Module) -> Iterator[List[int]]:
         (_, crop_h), (_, crop_w) = same_conv_padding_2d(
             inputs[0].shape[-2:], conv.kernel_size, conv.stride, conv.dilation
         )
-        height, width = output.shape[-2:]
+        batch, _, height, width = output.shape
         computed = (height + crop_h) * (width + crop_w)
-        per_output = (
-            output.shape[0]
-            * conv.out_channels
-            * conv.in_channels
-            // conv.groups
-            * conv.kernel_size[0]
-            * conv.kernel_size[1]
-        )
-        extra.append((computed - height * width) * per_output)
+        # one MAC per weight per output position
+        extra.append((computed - height * width) * batch * conv.weight.numel())
 
     handles = [
         module.register_forward_hook(hook)

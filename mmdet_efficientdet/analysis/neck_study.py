@@ -29,8 +29,9 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from ..models.necks import FUSION_METHODS
 from .complexity import count_neck
 from .costs import latencies
-from .scaling_study import SETTINGS, Trainer, ensure_dataset, run_config
+from .scaling_study import SETTINGS
 from .study_rules import BASES, spec_key
+from .study_runner import Trainer, ensure_dataset, run_config
 
 BASE = 'frozen-lite0'
 MIN_WIDTH, MAX_WIDTH = 8, 512
@@ -58,7 +59,7 @@ REFERENCE = 'bifpn-fast'
 
 class NeckSetting(NamedTuple):
     """Schedule, data, seeds and latency repetitions of the neck study
-    (the first five as :class:`~.scaling_study.StudySetting`'s)."""
+    (the first five a :class:`~.study_runner.Schedule`)."""
 
     epochs: int
     batch_size: int

@@ -161,12 +161,6 @@ def with_dimensions(
         >>> describe(with_dimensions(d0, d3, ['depth'], 'd0-depth3'))
         'backbone w1.00 d1.40, BiFPN 64x6, head 4 convs, 512 px'
     """
-    unknown = set(dimensions) - set(DIMENSIONS)
-    if unknown:
-        raise ValueError(
-            f'unknown dimensions {sorted(unknown)}; expected some of '
-            f'{list(DIMENSIONS)}'
-        )
     fields = {f: getattr(source, f) for d in dimensions for f in DIMENSIONS[d]}
     backbone = {'width', 'depth'} & set(dimensions) if scale_backbone else ()
     if len(backbone) == 2:

@@ -18,8 +18,8 @@ from mmdet_efficientdet.analysis.neck_study import (
     match_widths,
     neck_cfg,
 )
-from mmdet_efficientdet.analysis.scaling_study import run_config
 from mmdet_efficientdet.analysis.study_rules import BASES
+from mmdet_efficientdet.analysis.study_runner import run_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(

@@ -26,7 +26,7 @@ from typing import List, Optional
 import torch
 
 from mmdet_efficientdet.analysis import neck_study, study_report
-from mmdet_efficientdet.analysis.scaling_study import (
+from mmdet_efficientdet.analysis.study_runner import (
     add_study_arguments,
     study_inputs,
 )

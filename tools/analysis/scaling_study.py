@@ -27,14 +27,13 @@ import time
 
 import torch
 
-from mmdet_efficientdet.analysis.scaling_study import (
-    SETTINGS,
-    add_study_arguments,
-    run_study,
-    study_inputs,
-)
+from mmdet_efficientdet.analysis.scaling_study import SETTINGS, run_study
 from mmdet_efficientdet.analysis.study_report import markdown, plot, to_json
 from mmdet_efficientdet.analysis.study_rules import BASES
+from mmdet_efficientdet.analysis.study_runner import (
+    add_study_arguments,
+    study_inputs,
+)
 
 
 def parse_args() -> argparse.Namespace:
