@@ -6,6 +6,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from mmdet_efficientdet.engine import input_size_problems
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(
@@ -25,6 +27,9 @@ def test_configs_found():
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS]
 )
 def test_config_has_the_training_checks(path):
-    hooks = [hook['type'] for hook in Config.fromfile(path).custom_hooks]
+    cfg = Config.fromfile(path)
+    hooks = [hook['type'] for hook in cfg.custom_hooks]
     assert 'NumClassCheckHook' in hooks, hooks
     assert 'CheckFiniteHook' in hooks, hooks
+    assert 'InputSizeCheckHook' in hooks, hooks
+    assert input_size_problems(cfg) == []

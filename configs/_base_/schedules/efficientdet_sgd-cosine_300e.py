@@ -48,6 +48,9 @@ custom_hooks = [
     # every iteration (ours)
     dict(type='NumClassCheckHook'),
     dict(type='CheckFiniteHook'),
+    # every pipeline at the variant's input size (a dataloader assigned
+    # after scaled_config brings back the parent's sizes)
+    dict(type='InputSizeCheckHook'),
     # fine-tuning: load_from a checkpoint of other classes loads all but
     # the class prediction, and says so in one line
     dict(type='SkipMismatchedWeightsHook'),
