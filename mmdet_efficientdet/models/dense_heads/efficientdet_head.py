@@ -249,10 +249,6 @@ class EfficientDetHead(FastAnchorHead):
         predict: nn.Module,
     ) -> Tensor:
         for conv, level_norms in zip(convs, norms):
-            if isinstance(conv, nn.ModuleList):
-                # one conv per level: norms folded in (mmdet_efficientdet
-                # .deploy.fold_batchnorms)
-                conv = conv[level]
             x = self.act(level_norms[level](conv(x)))
         return predict(x)
 
