@@ -1,7 +1,8 @@
-# Faster R-CNN with EfficientNet-B3 and a BiFPN of EfficientDet-D3's size
-# (160 wide, 6 layers, TF layout) over P2-P6. Not tuned: no COCO result is
+# RetinaNet with EfficientNet-B3 and the BiFPN of EfficientDet-D3 (160
+# wide, 6 layers, TF layout): EfficientDet's backbone and neck under
+# RetinaNet's head, losses and schedule. Not tuned: no COCO result is
 # claimed for this mix.
-_base_ = './faster-rcnn_r50-bifpn_8xb2-1x_coco.py'
+_base_ = './retinanet_r50_bifpn_8xb2-1x_coco.py'
 
 # timm's ImageNet weights of TF EfficientNet-B3 (AutoAugment), converted
 # to this package's layout on load (the URL timm 1.0 lists for
@@ -15,22 +16,18 @@ model = dict(
         _delete_=True,
         type='EfficientNetBackbone',
         arch='b3',
-        out_indices=(1, 2, 3, 4),  # C2-C5: 32, 48, 136, 384 channels
+        out_indices=(2, 3, 4),  # C3-C5: 48, 136, 384 channels
         padding='same',
         norm_cfg=sync_bn_tf,
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint),
     ),
     neck=dict(
-        in_channels=[32, 48, 136, 384],
+        in_channels=[48, 136, 384],
         out_channels=bifpn_width,
         num_stages=6,
         padding='same',
         conv_bias=True,
         norm_cfg=sync_bn_tf,
     ),
-    rpn_head=dict(in_channels=bifpn_width, feat_channels=bifpn_width),
-    roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=bifpn_width),
-        bbox_head=dict(in_channels=bifpn_width),
-    ),
+    bbox_head=dict(in_channels=bifpn_width, feat_channels=bifpn_width),
 )
