@@ -315,6 +315,16 @@ QUICKSTART = osp.join(
 )
 
 
+def test_former_quickstart_name_is_an_alias():
+    """Users' configs inherit the quickstart under its first name."""
+    former = osp.join(
+        REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+    )
+    assert Config.fromfile(former).to_dict() == (
+        Config.fromfile(QUICKSTART).to_dict()
+    )
+
+
 @pytest.mark.parametrize('path', [D0, QUICKSTART], ids=config_id)
 def test_tta_flips_at_the_variant_size_before_padding(path):
     """`tools/test.py --tta`: flip / no flip at the variant's input size;
