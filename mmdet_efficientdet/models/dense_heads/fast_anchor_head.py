@@ -30,8 +30,10 @@ all three                       79 ms          207 ms
   mmengine's deprecation shim (``inspect.getfullargspec`` per call).
 - :meth:`FastAnchorHead.loss_by_feat_single`: on the CPU mmdet's
   ``FocalLoss`` expands the labels into an int64 one-hot copy of the
-  scores and then a float one; a float one-hot target does without them
-  (Lite0, batch 4: loss and backward 458 instead of 526 ms).
+  scores and then a float one; a float one-hot target does without them.
+  The smallest gain here: Lite0, 80 classes, batch 4, one thread, loss
+  and backward 458 instead of 526 ms, a whole SGD iteration 2.60 instead
+  of 2.68 s (the quickstart's, 3 classes at batch 8: 2.61 / 2.68 s).
 """
 
 import functools
