@@ -35,7 +35,7 @@ def get_config_file(name: str) -> str:
     Args:
         name (str): Path relative to ``configs/``, with or without the
             ``mmdet_efficientdet::`` prefix and the ``.py`` suffix, e.g.
-            ``'quickstart/efficientdet-lite0_1xb8-12e_shapes'``.
+            ``'quickstart/efficientdet_lite0_1xb8-12e_shapes'``.
 
     Raises:
         FileNotFoundError: no such config, naming where it was looked for.

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
-CONFIG=${CONFIG:-configs/quickstart/efficientdet-lite0_1xb8-12e_shapes.py}
+CONFIG=${CONFIG:-configs/quickstart/efficientdet_lite0_1xb8-12e_shapes.py}
 bash tools/install.sh
 if [ ! -f data/shapes/annotations/val.json ]; then
     "$PY" tools/misc/make_shapes_dataset.py --out data/shapes

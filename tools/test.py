@@ -4,7 +4,7 @@ python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RES.pkl]
     [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch]
 
 CONFIG is a file, or a packaged config by name
-(``mmdet_efficientdet::quickstart/efficientdet-lite0_1xb8-12e_shapes.py``).
+(``mmdet_efficientdet::quickstart/efficientdet_lite0_1xb8-12e_shapes.py``).
 ``--tta`` evaluates the config's ``tta_model`` over its ``tta_pipeline``
 (every EfficientDet config has a horizontal-flip one), as mmdet's does.
 """

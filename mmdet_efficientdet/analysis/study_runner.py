@@ -79,7 +79,7 @@ class _KeepMetrics(Hook):
         self.metrics = dict(metrics or {})
 
 
-QUICKSTART = 'quickstart/efficientdet-lite0_1xb8-12e_shapes'
+QUICKSTART = 'quickstart/efficientdet_lite0_1xb8-12e_shapes'
 
 
 def add_study_arguments(

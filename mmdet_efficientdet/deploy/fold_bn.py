@@ -13,14 +13,18 @@ Two places hold such pairs:
   norm (backbone, BiFPN, resampling);
 - the :class:`~mmdet_efficientdet.models.EfficientDetHead` towers, whose
   separable convs are shared by all levels while each level has its own
-  norm: folding gives every level its own copy of the conv.
+  norm: folding gives every level its own copy of the conv, and the head
+  becomes a :class:`FoldedEfficientDetHead`, which runs them.
 """
 
 import copy
+import functools
+from typing import List, Type
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
+from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.dense_heads import EfficientDetHead
@@ -63,23 +67,56 @@ def _fold_conv_module(module: ConvModule) -> bool:
     return True
 
 
-def _fold_head_tower(
-    head: EfficientDetHead, convs: nn.ModuleList, norms: nn.ModuleList
-) -> int:
-    folded = 0
-    for i, level_norms in enumerate(norms):
-        if not all(isinstance(n, _BatchNorm) for n in level_norms):
-            continue
-        per_level = nn.ModuleList()
-        for bn in level_norms:
-            conv = copy.deepcopy(convs[i])
-            fold_bn_into_conv(conv.pointwise_conv.conv, bn)
-            per_level.append(conv)
-        # EfficientDetHead runs convs[i][level] when a tower conv is a list
-        convs[i] = per_level
-        norms[i] = nn.ModuleList(nn.Identity() for _ in level_norms)
-        folded += len(level_norms)
-    return folded
+class FoldedEfficientDetHead(EfficientDetHead):
+    """An :class:`EfficientDetHead` whose batch norms are folded.
+
+    Repeat ``r`` of a tower has one conv per level, ``{t}_convs.{r}.{l}``,
+    level ``l``'s norm folded into it; the norms are identities. Made by
+    :func:`fold_batchnorms` from a built head, never from a config.
+    """
+
+    def _run_tower(
+        self,
+        x: Tensor,
+        level: int,
+        convs: nn.ModuleList,
+        norms: nn.ModuleList,
+        predict: nn.Module,
+    ) -> Tensor:
+        for level_convs in convs:
+            x = self.act(level_convs[level](x))
+        return predict(x)
+
+
+@functools.lru_cache(maxsize=None)
+def _folded_class(cls: Type[EfficientDetHead]) -> type:
+    if cls is EfficientDetHead:
+        return FoldedEfficientDetHead
+    # a subclass keeps its own methods
+    return type(f'Folded{cls.__name__}', (FoldedEfficientDetHead, cls), {})
+
+
+def _fold_head(head: EfficientDetHead) -> int:
+    towers = [
+        (head.cls_convs, head.cls_norms),
+        (head.reg_convs, head.reg_norms),
+    ]
+    norms: List[nn.Module] = [
+        bn for _, tower_norms in towers for n in tower_norms for bn in n
+    ]
+    if not all(isinstance(bn, _BatchNorm) for bn in norms):
+        return 0
+    for convs, tower_norms in towers:
+        for i, level_norms in enumerate(tower_norms):
+            per_level = nn.ModuleList()
+            for bn in level_norms:
+                conv = copy.deepcopy(convs[i])
+                fold_bn_into_conv(conv.pointwise_conv.conv, bn)
+                per_level.append(conv)
+            convs[i] = per_level
+            tower_norms[i] = nn.ModuleList(nn.Identity() for _ in level_norms)
+    head.__class__ = _folded_class(type(head))
+    return len(norms)
 
 
 def fold_batchnorms(model: nn.Module) -> int:
@@ -96,12 +133,7 @@ def fold_batchnorms(model: nn.Module) -> int:
     folded = 0
     for module in list(model.modules()):
         if isinstance(module, EfficientDetHead):
-            folded += _fold_head_tower(
-                module, module.cls_convs, module.cls_norms
-            )
-            folded += _fold_head_tower(
-                module, module.reg_convs, module.reg_norms
-            )
+            folded += _fold_head(module)
         elif isinstance(module, ConvModule):
             folded += _fold_conv_module(module)
     return folded

@@ -12,7 +12,7 @@ from mmdet_efficientdet.analysis.study_runner import run_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
 )
 SPEC, FROZEN = BASES[ns.BASE]
 SIZES = [16, 8, 4]  # P3-P5 at 128 px

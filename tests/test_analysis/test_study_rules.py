@@ -18,7 +18,7 @@ from mmdet_efficientdet.analysis.study_rules import (
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
 )
 FROZEN = BASES['frozen-lite0'].spec
 SCRATCH = BASES['scratch'].spec

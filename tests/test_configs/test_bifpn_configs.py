@@ -14,7 +14,7 @@ from mmengine.structures import InstanceData
 
 CONFIG_DIR = Path(__file__).parents[2] / 'configs' / 'bifpn'
 CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
-EFFICIENTNET_CONFIGS = [name for name in CONFIGS if '_effb3-' in name]
+EFFICIENTNET_CONFIGS = [name for name in CONFIGS if '_effb3_' in name]
 TRAIN_STEPS = 5
 SIZES = ((64, 96), (64, 80))  # (height, width) of the two images
 
@@ -81,7 +81,7 @@ def zero_score_thresholds(test_cfg) -> None:
 
 def test_every_detector_and_backbone_is_covered():
     for algo in ('retinanet', 'fcos', 'faster-rcnn'):
-        for backbone in ('_r50', '_effb3-'):
+        for backbone in ('_r50', '_effb3_'):
             assert any(n.startswith(algo + backbone) for n in CONFIGS), (
                 f'no {algo} config with {backbone.strip("_-")}'
             )

@@ -13,6 +13,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 from mmdet_efficientdet.deploy import (
+    FoldedEfficientDetHead,
     count_batchnorms,
     fold_batchnorms,
     fold_bn_into_conv,
@@ -20,6 +21,7 @@ from mmdet_efficientdet.deploy import (
     static_same_padding,
 )
 from mmdet_efficientdet.models.backbones import EfficientNetBackbone
+from mmdet_efficientdet.models.dense_heads import EfficientDetHead
 from mmdet_efficientdet.models.layers import MaxPool2dSame
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -72,6 +74,40 @@ def test_fold_bn_into_conv_keeps_the_function():
 def test_fold_refuses_training_mode():
     with pytest.raises(RuntimeError, match='eval mode'):
         fold_batchnorms(EfficientNetBackbone('lite0').train())
+
+
+class WiderHead(EfficientDetHead):
+    """A user's subclass: folding keeps its class's own behaviour."""
+
+    def forward(self, x):
+        cls_scores, bbox_preds = super().forward(x)
+        return [2 * c for c in cls_scores], bbox_preds
+
+
+@pytest.mark.parametrize('head_type', [EfficientDetHead, WiderHead])
+def test_fold_head_gives_each_level_its_conv(head_type):
+    torch.manual_seed(0)
+    head = head_type(3, 8, feat_channels=8, stacked_convs=2).eval()
+    randomise_bn(head)
+    feats = [torch.randn(1, 8, s, s) for s in (8, 4, 2, 1, 1)]
+    with torch.no_grad():
+        expected = head(feats)
+    assert fold_batchnorms(head) == 2 * 2 * 5
+    assert isinstance(head, FoldedEfficientDetHead)
+    assert isinstance(head, head_type)
+    assert count_batchnorms(head) == 0
+    assert len(head.cls_convs[1]) == 5  # one conv per level
+    with torch.no_grad():
+        assert_outputs_close(head(feats), expected, atol=1e-5)
+    assert fold_batchnorms(head) == 0
+
+
+def test_head_with_other_norms_is_left_as_built():
+    head = EfficientDetHead(
+        3, 8, feat_channels=8, norm_cfg=dict(type='GN', num_groups=2)
+    ).eval()
+    assert fold_batchnorms(head) == 0
+    assert type(head) is EfficientDetHead
 
 
 def test_static_padding_of_backbone_at_odd_size():

@@ -14,7 +14,7 @@ from mmdet_efficientdet.deploy.onnx_eval import evaluate_onnx
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
 )
 
 

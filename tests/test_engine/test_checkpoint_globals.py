@@ -142,7 +142,7 @@ def test_payload_through_mmdet_apis(tmp_path, make):
     marker = tmp_path / 'ran'
     path = tmp_path / 'evil.pth'
     torch.save(make(str(marker)), path)
-    config = get_config_file('quickstart/efficientdet-lite0_1xb8-12e_shapes')
+    config = get_config_file('quickstart/efficientdet_lite0_1xb8-12e_shapes')
     with pytest.raises(pickle.UnpicklingError, match='system'):
         init_detector(config, str(path), device='cpu')
     assert not marker.exists()

@@ -11,7 +11,7 @@ from mmdet_efficientdet.engine import InputSizeCheckHook, input_size_problems
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
 )
 
 # the trap: scaled_config's dataloaders replaced by a merge with the

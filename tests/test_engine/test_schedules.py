@@ -15,7 +15,7 @@ from mmdet_efficientdet.datasets import SHAPES_CLASSES, make_shapes_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
 )
 D0 = osp.join(
     REPO, 'configs', 'efficientdet', 'efficientdet_d0_8xb16-300e_coco.py'

@@ -32,7 +32,7 @@ assert where.startswith(venv), where
 root = package_files_root()
 assert root.startswith(venv) and root.endswith('.mim'), root
 cfg = Config.fromfile(get_config_file(
-    'mmdet_efficientdet::quickstart/efficientdet-lite0_1xb8-12e_shapes.py'))
+    'mmdet_efficientdet::quickstart/efficientdet_lite0_1xb8-12e_shapes.py'))
 assert cfg.model.bbox_head.num_classes == 3
 assert cfg.efficientdet['name'] == 'lite0'
 converted = get_effdet_variant('tf_efficientdet_lite0').config

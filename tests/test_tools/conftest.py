@@ -10,7 +10,7 @@ from mmdet_efficientdet.datasets import make_shapes_dataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
 )
 
 TINY = """

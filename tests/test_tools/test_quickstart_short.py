@@ -25,7 +25,7 @@ def test_short_quickstart_learns(tmp_path, run_tool):
     work = str(tmp_path / 'work')
     log = run_tool(
         'tools/train.py',
-        'configs/quickstart/efficientdet-lite0_1xb8-12e_shapes.py',
+        'configs/quickstart/efficientdet_lite0_1xb8-12e_shapes.py',
         '--work-dir',
         work,
         '--cfg-options',

@@ -13,6 +13,7 @@ and the effdet release file to convert (effdet's own model table).
 """
 
 import argparse
+import ast
 import glob
 import os.path as osp
 import sys
@@ -72,6 +73,19 @@ COLLECTIONS = {
         Paper=PAPER,
     ),
 }
+
+
+def is_alias(path: str) -> bool:
+    """Whether the config is only ``_base_ = 'other.py'``: a former name
+    kept for configs that inherit it, not a model of its own."""
+    with open(path, encoding='utf-8') as f:
+        body = ast.parse(f.read()).body
+    return (
+        len(body) == 1
+        and isinstance(body[0], ast.Assign)
+        and [getattr(t, 'id', None) for t in body[0].targets] == ['_base_']
+        and isinstance(body[0].value, ast.Constant)
+    )
 
 
 def model_entry(folder: str, path: str) -> Dict:
@@ -188,7 +202,9 @@ def metafiles() -> Dict[str, str]:
     texts, imports, by_folder = {}, [], {}
     for folder, collection in COLLECTIONS.items():
         paths = sorted(glob.glob(osp.join(REPO, 'configs', folder, '*.py')))
-        models: List[Dict] = [model_entry(folder, p) for p in paths]
+        models: List[Dict] = [
+            model_entry(folder, p) for p in paths if not is_alias(p)
+        ]
         by_folder[folder] = models
         rel = f'configs/{folder}/metafile.yml'
         texts[rel] = yaml.safe_dump(

@@ -1,4 +1,3 @@
-from .bbox_nms import class_wise_nms, resolve_nms_op
 from .conv_bias import add_conv_bias
 from .norm import BN_TF
 from .padding import (
@@ -21,8 +20,6 @@ __all__ = [
     'crop_start',
     'same_conv_padding',
     'same_conv_padding_2d',
-    'class_wise_nms',
-    'resolve_nms_op',
     'Conv2dSame',
     'BN_TF',
     'PADDING_MODES',

@@ -349,44 +349,6 @@ def test_candidates_are_the_best_over_all_levels():
     assert torch.equal(results.scores, flat.topk(1000).values.sigmoid())
 
 
-@pytest.mark.parametrize('channels_last', [False, True])
-def test_candidate_indices_in_either_memory_layout(channels_last):
-    head = build_head(3, 8, 1)
-    cls_scores, _ = random_outputs(3, 256, 1, seed=3)
-    if channels_last:  # what a deployed channels-last model outputs
-        cls_scores = [
-            s.contiguous(memory_format=torch.channels_last) for s in cls_scores
-        ]
-    scores = [s[0] for s in cls_scores]
-    logits, index = head._best_candidates(scores, 700)
-    flat = torch.cat([s.permute(1, 2, 0).reshape(-1) for s in scores])
-    best = flat.topk(700)
-    assert torch.equal(logits, best.values)
-    assert torch.equal(flat[index], logits)
-    assert torch.equal(index.sort().values, best.indices.sort().values)
-    # without nms_pre: every candidate, best first
-    logits, index = head._best_candidates(scores, -1)
-    assert torch.equal(flat[index], logits)
-    assert torch.equal(index.sort().values, torch.arange(flat.numel()))
-
-
-@pytest.mark.parametrize('n,k', [(100, 10), (10_000, 50), (10_000, 5000)])
-def test_top_k_equals_torch_topk(n, k):
-    from mmdet_efficientdet.models.dense_heads.efficientdet_head import top_k
-
-    gen = torch.Generator().manual_seed(n + k)
-    values = torch.randn(n, generator=gen)
-    best, index = top_k(values, k)
-    assert torch.equal(best, values.topk(k).values)
-    assert torch.equal(values[index], best)
-    # a sample that misses the best values falls back to the full topk
-    skewed = torch.zeros(n)
-    skewed[1::2] = torch.arange(n // 2, dtype=torch.float)
-    best, index = top_k(skewed, k)
-    assert torch.equal(best, skewed.topk(k).values)
-    assert torch.equal(skewed[index], best)
-
-
 def test_soft_nms_option():
     head = build_head(3, 8, 1)
     cls_scores, bbox_preds = random_outputs(3, 256, 1, seed=3)

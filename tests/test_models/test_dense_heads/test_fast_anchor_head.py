@@ -1,12 +1,64 @@
+"""The speed work under EfficientDetHead against the plain code."""
+
 import importlib
 
 import pytest
 import torch
 from mmcv.ops import batched_nms
 
-from mmdet_efficientdet.models.layers import class_wise_nms, resolve_nms_op
+from mmdet_efficientdet.models.dense_heads.fast_anchor_head import (
+    class_wise_nms,
+    resolve_nms_op,
+    top_candidates,
+    top_k,
+)
 
 mmcv_nms = importlib.import_module('mmcv.ops.nms')
+
+
+def class_maps(num_classes, image_size, seed=0):
+    """Class logits of P3-P7 of one image, 9 anchors, mostly background."""
+    gen = torch.Generator().manual_seed(seed)
+    sizes = [image_size // 2**level for level in range(3, 8)]
+    return [
+        torch.randn(9 * num_classes, s, s, generator=gen) * 2 - 3
+        for s in sizes
+    ]
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_candidate_indices_in_either_memory_layout(channels_last):
+    scores = class_maps(3, 256, seed=3)
+    if channels_last:  # what a deployed channels-last model outputs
+        scores = [
+            s[None].contiguous(memory_format=torch.channels_last)[0]
+            for s in scores
+        ]
+    logits, index = top_candidates(scores, 700)
+    flat = torch.cat([s.permute(1, 2, 0).reshape(-1) for s in scores])
+    best = flat.topk(700)
+    assert torch.equal(logits, best.values)
+    assert torch.equal(flat[index], logits)
+    assert torch.equal(index.sort().values, best.indices.sort().values)
+    # without nms_pre: every candidate, best first
+    logits, index = top_candidates(scores, -1)
+    assert torch.equal(flat[index], logits)
+    assert torch.equal(index.sort().values, torch.arange(flat.numel()))
+
+
+@pytest.mark.parametrize('n,k', [(100, 10), (10_000, 50), (10_000, 5000)])
+def test_top_k_equals_torch_topk(n, k):
+    gen = torch.Generator().manual_seed(n + k)
+    values = torch.randn(n, generator=gen)
+    best, index = top_k(values, k)
+    assert torch.equal(best, values.topk(k).values)
+    assert torch.equal(values[index], best)
+    # a sample that misses the best values falls back to the full topk
+    skewed = torch.zeros(n)
+    skewed[1::2] = torch.arange(n // 2, dtype=torch.float)
+    best, index = top_k(skewed, k)
+    assert torch.equal(best, skewed.topk(k).values)
+    assert torch.equal(skewed[index], best)
 
 
 def candidates(n, num_classes, seed=0, size=200.0):

@@ -1,7 +1,7 @@
 # Faster R-CNN with EfficientNet-B3 and a BiFPN of EfficientDet-D3's size
 # (160 wide, 6 layers, TF layout) over P2-P6. Not tuned: no COCO result is
 # claimed for this mix.
-_base_ = './faster-rcnn_r50-bifpn_8xb2-1x_coco.py'
+_base_ = './faster-rcnn_r50_bifpn_8xb2-1x_coco.py'
 
 from mmdet_efficientdet.scaling import get_spec  # noqa: E402
 

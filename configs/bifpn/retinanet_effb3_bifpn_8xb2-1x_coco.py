@@ -2,7 +2,7 @@
 # wide, 6 layers, TF layout): EfficientDet's backbone and neck under
 # RetinaNet's head, losses and schedule. Not tuned: no COCO result is
 # claimed for this mix.
-_base_ = './retinanet_r50-bifpn_8xb2-1x_coco.py'
+_base_ = './retinanet_r50_bifpn_8xb2-1x_coco.py'
 
 from mmdet_efficientdet.scaling import get_spec  # noqa: E402
 

@@ -1,7 +1,7 @@
 # FCOS with EfficientNet-B3 and a BiFPN of EfficientDet-D3's size (160
 # wide, 6 layers, TF layout, GroupNorm like the FCOS head). Not tuned: no
 # COCO result is claimed for this mix.
-_base_ = './fcos_r50-caffe-bifpn_8xb2-1x_coco.py'
+_base_ = './fcos_r50-caffe_bifpn_8xb2-1x_coco.py'
 
 from mmdet_efficientdet.scaling import get_spec  # noqa: E402
 
