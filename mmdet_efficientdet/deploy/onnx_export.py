@@ -21,7 +21,9 @@ padding is fixed for the export size first
 (:func:`~.static_padding.static_same_padding`; the outputs do not
 change): computed from traced shapes, it would not be static; its
 asymmetric case is then written as ONNX ``Conv`` pads
-(:func:`~.onnx_padding.asymmetric_conv_padding`).
+(:func:`~.onnx_padding.asymmetric_conv_padding`), and weighted BiFPN
+fusion and squeeze-excitation in forms that onnxruntime's CPU layout
+keeps (:func:`~.onnx_layout.nchwc_friendly`; same numbers).
 """
 
 import os
@@ -33,6 +35,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .onnx_layout import nchwc_friendly
 from .onnx_nms import detections
 from .onnx_padding import asymmetric_conv_padding
 from .static_padding import static_same_padding
@@ -43,9 +46,11 @@ DEFAULT_OPSET = 17
 class DetectorExport(nn.Module):
     """A single-stage mmdet detector as ``images -> (scores, boxes)``.
 
-    The detector's SAME padding is fixed for ``input_shape`` in place,
-    the asymmetric case as one padded conv
-    (:class:`~.onnx_padding.AsymmetricPadConv2d`).
+    The detector is rewritten in place for the export (same outputs):
+    SAME padding fixed for ``input_shape``, its asymmetric case as one
+    padded conv (:class:`~.onnx_padding.AsymmetricPadConv2d`), weighted
+    fusion and squeeze-excitation as :func:`~.onnx_layout.nchwc_friendly`
+    writes them.
 
     Args:
         detector (nn.Module): Detector with ``backbone``, optional
@@ -86,6 +91,7 @@ class DetectorExport(nn.Module):
                 f'input {self.input_shape}; they cannot be exported static'
             )
         asymmetric_conv_padding(detector)
+        nchwc_friendly(detector)
         if self.decode:
             with torch.no_grad():
                 feats = detector.extract_feat(example)
