@@ -28,6 +28,8 @@ ANALYSIS = [
     'seaborn',
     # mmdet's tools/analysis_tools/benchmark.py
     'psutil',
+    # the photographs of tools/misc/make_photo_dataset.py
+    'scikit-image',
 ]
 
 

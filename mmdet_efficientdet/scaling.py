@@ -23,6 +23,7 @@ from .models.backbones.efficientnet_arch import (
     resolve_arch,
     round_channels,
 )
+from .models.necks.bifpn_layer import FUSION_METHODS
 
 # EfficientNet compound scaling (Tan & Le, ICML 2019, section 3.3): depth
 # alpha ** phi, width beta ** phi, resolution gamma ** phi, found by grid
@@ -41,7 +42,6 @@ IMAGE_SIZE_STEP = 128
 
 MIN_LEVEL = 3  # P3, stride 8: the finest level every variant predicts on
 BACKBONE_OUT_INDICES = (2, 3, 4)  # C3-C5 of EfficientNetBackbone
-FUSION_METHODS = ('fast', 'softmax', 'sum')
 
 # Input normalisation, RGB: ImageNet statistics for the EfficientNet
 # backbones, the official 127 / 128 for EfficientDet-Lite.

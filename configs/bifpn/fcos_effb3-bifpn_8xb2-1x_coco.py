@@ -3,10 +3,11 @@
 # COCO result is claimed for this mix.
 _base_ = './fcos_r50-caffe-bifpn_8xb2-1x_coco.py'
 
-# timm's ImageNet weights of TF EfficientNet-B3 (AutoAugment), converted
-# to this package's layout on load (the URL timm 1.0 lists for
-# tf_efficientnet_b3.aa_in1k)
-checkpoint = 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/tf_efficientnet_b3_aa-84b4657e.pth'
+from mmdet_efficientdet.scaling import get_spec  # noqa: E402
+
+# timm's ImageNet weights of TF EfficientNet-B3 (AutoAugment), the ones
+# EfficientDet-D3 starts from, converted to this package's layout on load
+checkpoint = get_spec('d3').backbone_init_cfg['checkpoint']
 bifpn_width = 160
 
 model = dict(

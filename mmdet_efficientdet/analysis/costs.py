@@ -19,52 +19,63 @@ Measured costs depend on the machine and its load; counted ones do not.
 """
 
 import copy
+import dataclasses
 import statistics
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.config import ConfigDict
 from mmengine.model import revert_sync_batchnorm
-from mmengine.structures import InstanceData
 
 from ..scaling import EfficientDetSpec, scaled_config
 from .budget import KINDS
 from .complexity import count
+from .measure import peak_memory, random_samples, time_interleaved
 
 BOXES_PER_IMAGE = 8
 SGD_STEPS = 2  # the second holds weights, momentum, gradients at once
 
 
-def _samples(batch: int, size: int, num_classes: int) -> List[DetDataSample]:
-    gen = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(batch):
-        sample = DetDataSample(
-            metainfo=dict(
-                img_shape=(size, size),
-                ori_shape=(size, size),
-                pad_shape=(size, size),
-                batch_input_shape=(size, size),
-                scale_factor=(1.0, 1.0),
-            )
-        )
-        xy = torch.rand(BOXES_PER_IMAGE, 2, generator=gen) * size * 0.7
-        wh = (torch.rand(BOXES_PER_IMAGE, 2, generator=gen) * 0.25 + 0.05) * (
-            size
-        )
-        gt = InstanceData()
-        gt.bboxes = torch.cat([xy, xy + wh], 1)
-        gt.labels = torch.randint(
-            0, num_classes, (BOXES_PER_IMAGE,), generator=gen
-        )
-        sample.gt_instances = gt
-        samples.append(sample)
-    return samples
+def build_model(model_cfg: ConfigDict, device: str) -> torch.nn.Module:
+    """The detector of ``model_cfg`` on ``device`` (SyncBN as BN)."""
+    register_all_modules()
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    return revert_sync_batchnorm(model).to(device)
 
 
+def latencies(
+    model_cfgs: Dict[str, ConfigDict],
+    size: int,
+    batch: int = 1,
+    device: str = 'cpu',
+    reps: int = 5,
+    warmup: int = 2,
+) -> Dict[str, float]:
+    """Median seconds of each model's network forward (images to
+    per-level maps) at ``batch`` random ``size`` x ``size`` images, the
+    models timed interleaved (:func:`.measure.time_interleaved`)."""
+    images = torch.randn(batch, 3, size, size, device=device)
+    forwards = {}
+    for name, model_cfg in model_cfgs.items():
+        model = build_model(model_cfg, device).eval()
+        forwards[name] = _no_grad_forward(model, images)
+    times = time_interleaved(forwards, reps, warmup, device)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _no_grad_forward(
+    model: torch.nn.Module, images: torch.Tensor
+) -> Callable[[], None]:
+    def forward() -> None:
+        with torch.no_grad():
+            model._forward(images)
+
+    return forward
+
+
+@dataclasses.dataclass
 class ModelCosts:
     """Spec -> costs of its model, built from ``base_cfg``.
 
@@ -80,30 +91,23 @@ class ModelCosts:
         warmup (int): Untimed forwards before them.
     """
 
-    def __init__(
-        self,
-        base_cfg: dict,
-        kinds: Sequence[str],
-        num_classes: Optional[int] = None,
-        batch: int = 1,
-        device: str = 'cpu',
-        reps: int = 5,
-        warmup: int = 2,
-    ) -> None:
-        unknown = [k for k in kinds if k not in KINDS]
+    base_cfg: dict
+    kinds: Sequence[str]
+    num_classes: Optional[int] = None
+    batch: int = 1
+    device: str = 'cpu'
+    reps: int = 5
+    warmup: int = 2
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.kinds if k not in KINDS]
         if unknown:
             raise ValueError(
                 f'unknown cost kinds {unknown}; expected some of {list(KINDS)}'
             )
-        if batch < 1:
-            raise ValueError(f'batch must be >= 1, got {batch}')
-        self.base_cfg = base_cfg
-        self.kinds = list(kinds)
-        self.num_classes = num_classes
-        self.batch = batch
-        self.device = device
-        self.reps = reps
-        self.warmup = warmup
+        if self.batch < 1:
+            raise ValueError(f'batch must be >= 1, got {self.batch}')
+        self.kinds = list(self.kinds)
 
     def model_cfg(self, spec: EfficientDetSpec) -> ConfigDict:
         """The base config's model scaled to ``spec``."""
@@ -125,37 +129,30 @@ class ModelCosts:
             out['train_memory'] = self.train_memory(model_cfg, spec.image_size)
         return {k: out[k] for k in self.kinds}
 
-    def _build(self, model_cfg: ConfigDict) -> torch.nn.Module:
-        register_all_modules()
-        model = MODELS.build(copy.deepcopy(model_cfg))
-        return revert_sync_batchnorm(model).to(self.device)
-
     def latency(self, model_cfg: ConfigDict, size: int) -> float:
         """Median seconds of one forward at batch ``self.batch``."""
-        from .measure import time_interleaved
-
-        model = self._build(model_cfg).eval()
-        images = torch.randn(self.batch, 3, size, size, device=self.device)
-
-        def forward() -> None:
-            with torch.no_grad():
-                model._forward(images)
-
-        times = time_interleaved(
-            {'forward': forward}, self.reps, self.warmup, self.device
+        times = latencies(
+            {'forward': model_cfg},
+            size,
+            self.batch,
+            self.device,
+            self.reps,
+            self.warmup,
         )
-        return statistics.median(times['forward'])
+        return times['forward']
 
     def train_memory(self, model_cfg: ConfigDict, size: int) -> float:
         """Peak bytes of building the model and two SGD iterations."""
-        from .measure import peak_memory
-
-        num_classes = model_cfg.bbox_head.num_classes
-        samples = _samples(self.batch, size, num_classes)
-        samples = [s.to(self.device) for s in samples]
+        samples = random_samples(
+            self.batch,
+            size,
+            self.device,
+            BOXES_PER_IMAGE,
+            model_cfg.bbox_head.num_classes,
+        )
 
         def train() -> None:
-            model = self._build(model_cfg).train()
+            model = build_model(model_cfg, self.device).train()
             optimizer = torch.optim.SGD(
                 model.parameters(), lr=1e-4, momentum=0.9
             )

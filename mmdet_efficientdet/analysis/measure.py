@@ -1,6 +1,8 @@
-"""Wall-clock time and peak memory of calls, on the CPU or a CUDA device.
+"""Wall-clock time and peak memory of calls, on the CPU or a CUDA device,
+and the random inputs they are measured on.
 
-Used by ``tools/analysis/benchmark.py`` and the budget search. Timing
+Used by ``tools/analysis/benchmark.py``, the budget search and the neck
+study. Timing
 interleaves the compared calls (A, B, A, B, ...) so that a machine whose
 speed drifts (thermal throttling, another process) affects each alike, and
 reports every repetition; callers take medians.
@@ -22,6 +24,8 @@ import time
 from typing import Any, Callable, Dict, List, Union
 
 import torch
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
 
 Device = Union[str, torch.device]
 
@@ -66,6 +70,40 @@ def time_interleaved(
             synchronize(device)
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def random_samples(
+    n: int,
+    size: int,
+    device: Device = 'cpu',
+    boxes: int = 0,
+    num_classes: int = 3,
+) -> List[DetDataSample]:
+    """Samples of ``size`` x ``size`` images, with ``boxes`` random boxes
+    (5-30% of the side, labels below ``num_classes``) each if asked; the
+    same for every call (seed 0)."""
+    samples = []
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(n):
+        meta = dict(
+            img_shape=(size, size),
+            ori_shape=(size, size),
+            pad_shape=(size, size),
+            batch_input_shape=(size, size),
+            scale_factor=(1.0, 1.0),
+        )
+        sample = DetDataSample(metainfo=meta)
+        if boxes:
+            xy = torch.rand(boxes, 2, generator=gen) * size * 0.7
+            wh = (torch.rand(boxes, 2, generator=gen) * 0.25 + 0.05) * size
+            gt = InstanceData()
+            gt.bboxes = torch.cat([xy, xy + wh], 1).to(device)
+            gt.labels = torch.randint(
+                0, num_classes, (boxes,), generator=gen
+            ).to(device)
+            sample.gt_instances = gt
+        samples.append(sample)
+    return samples
 
 
 def _status_kib(field: str) -> int:

@@ -136,6 +136,46 @@ def grid_candidates(
     return out
 
 
+# What each dimension of a rule sets: these spec fields and, with width
+# and depth, the backbone multiplier of the same name.
+DIMENSIONS: Dict[str, Tuple[str, ...]] = {
+    'depth': ('num_stages', 'head_convs'),
+    'width': ('width',),
+    'resolution': ('image_size',),
+}
+
+
+def with_dimensions(
+    base: EfficientDetSpec,
+    source: EfficientDetSpec,
+    dimensions: Sequence[str],
+    name: str,
+    scale_backbone: bool = True,
+) -> EfficientDetSpec:
+    """``base`` with the ``dimensions`` (keys of :data:`DIMENSIONS`) of
+    ``source``; with ``scale_backbone=False`` the backbone stays
+    ``base``'s.
+
+    Example:
+        >>> d0, d3 = get_spec('d0'), get_spec('d3')
+        >>> describe(with_dimensions(d0, d3, ['depth'], 'd0-depth3'))
+        'backbone w1.00 d1.40, BiFPN 64x6, head 4 convs, 512 px'
+    """
+    fields = {f: getattr(source, f) for d in dimensions for f in DIMENSIONS[d]}
+    backbone = {'width', 'depth'} & set(dimensions) if scale_backbone else ()
+    if len(backbone) == 2:
+        fields['backbone'] = source.backbone
+    elif backbone and source.backbone != base.backbone:
+        ours = resolve_arch(base.backbone)
+        theirs = resolve_arch(source.backbone)
+        fields['backbone'] = dict(
+            width=(theirs if 'width' in backbone else ours).width,
+            depth=(theirs if 'depth' in backbone else ours).depth,
+            lite=ours.lite,
+        )
+    return get_spec(base, name=name, **fields)
+
+
 def scale_spec(
     base: EfficientDetSpec,
     coefficients: Coefficients,
@@ -147,26 +187,26 @@ def scale_spec(
     with ``scale_backbone=False`` the backbone stays ``base``'s."""
     if phi < 0:
         raise ValueError(f'phi must be >= 0, got {phi}')
-    depth = coefficients.alpha**phi
-    width = coefficients.beta**phi
+    depth, width = coefficients.alpha**phi, coefficients.beta**phi
     resolution = coefficients.gamma**phi
-    backbone = base.backbone
-    if scale_backbone:
-        arch = resolve_arch(base.backbone)
-        backbone = dict(
-            width=arch.width * width, depth=arch.depth * depth, lite=arch.lite
-        )
+    arch = resolve_arch(base.backbone)
     stride = base.strides[-1]
-    return get_spec(
-        base,
-        name=name or f'{base.name}x{coefficients}^{phi:g}',
-        phi=float(phi),
-        backbone=backbone,
+    scaled = base._replace(
+        backbone=dict(
+            width=arch.width * width, depth=arch.depth * depth, lite=arch.lite
+        ),
         width=round_channels(base.width * width),
         num_stages=_round_half_up(base.num_stages * depth),
         head_convs=_round_half_up(base.head_convs * depth),
         image_size=stride
         * _round_half_up(base.image_size * resolution / stride),
+    )
+    return with_dimensions(
+        base._replace(phi=float(phi)),
+        scaled,
+        list(DIMENSIONS),
+        name or f'{base.name}x{coefficients}^{phi:g}',
+        scale_backbone,
     )
 
 
@@ -181,7 +221,7 @@ def spec_key(spec: EfficientDetSpec) -> Tuple:
 
 
 def describe(spec: EfficientDetSpec) -> str:
-    """Short text of a study spec: backbone, BiFPN, head, input."""
+    """Short text of a spec: backbone, BiFPN, head, input."""
     if isinstance(spec.backbone, str):
         backbone = spec.backbone
     else:
@@ -189,5 +229,5 @@ def describe(spec: EfficientDetSpec) -> str:
         backbone = f'w{arch.width:.2f} d{arch.depth:.2f}'
     return (
         f'backbone {backbone}, BiFPN {spec.width}x{spec.num_stages}, '
-        f'head {spec.head_convs}, {spec.image_size} px'
+        f'head {spec.head_convs} convs, {spec.image_size} px'
     )

@@ -29,7 +29,11 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..models.backbones import convert_state_dict, read_checkpoint
+from ..models.backbones import (
+    convert_state_dict,
+    fit_problems,
+    read_checkpoint,
+)
 from ..models.backbones.efficientnet_arch import decode_stages, resolve_arch
 from ..package_files import get_config_file
 from ..scaling import BACKBONE_OUT_INDICES, EfficientDetSpec, get_spec
@@ -284,12 +288,6 @@ def matching_variants(state_dict: StateDict) -> List[str]:
     ]
 
 
-def _summarise(keys: Sequence[str], limit: int = 8) -> str:
-    keys = sorted(keys)
-    more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
-
-
 def check_converted(
     converted: StateDict,
     unknown: Sequence[str],
@@ -305,24 +303,10 @@ def check_converted(
         name: The effdet variant converted to.
         source: The effdet state dict, to say which variants it fits.
     """
-    missing = [k for k in expected if k not in converted]
     unexpected = list(unknown) + [k for k in converted if k not in expected]
-    mismatched = [
-        f'{k} {tuple(converted[k].shape)} vs {tuple(shape)}'
-        for k, shape in expected.items()
-        if k in converted and converted[k].shape != shape
-    ]
-    if not (missing or unexpected or mismatched):
+    problems = fit_problems(converted, expected, unexpected)
+    if not problems:
         return
-    problems = []
-    if mismatched:
-        problems.append(
-            'shape mismatches (checkpoint vs model): ' + _summarise(mismatched)
-        )
-    if missing:
-        problems.append('missing from checkpoint: ' + _summarise(missing))
-    if unexpected:
-        problems.append('unexpected in checkpoint: ' + _summarise(unexpected))
     hint = ''
     if source is not None:
         fits = [n for n in matching_variants(source) if n != name]

@@ -1,5 +1,6 @@
 from .checked_coco import AnnotationError, CheckedCocoDataset
 from .image_check import ImageFileError, inspect_image
+from .photo_objects import make_photo_objects
 from .shapes import CLASSES as SHAPES_CLASSES
 from .shapes import make_shapes_dataset
 
@@ -9,5 +10,6 @@ __all__ = [
     'ImageFileError',
     'SHAPES_CLASSES',
     'inspect_image',
+    'make_photo_objects',
     'make_shapes_dataset',
 ]

@@ -217,7 +217,8 @@ def quantize_int8(
             warnings.warn(
                 f'{method} calibration failed ({error}): an activation '
                 'range is too narrow for its histogram; calibrating '
-                'with minmax instead'
+                'with minmax instead',
+                stacklevel=2,
             )
             quantize('minmax')
     finally:

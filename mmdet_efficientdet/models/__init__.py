@@ -1,9 +1,8 @@
-from . import backbones, dense_heads, detectors, layers, necks, task_modules
+from . import backbones, dense_heads, layers, necks, task_modules
 
 __all__ = [
     'backbones',
     'dense_heads',
-    'detectors',
     'layers',
     'necks',
     'task_modules',

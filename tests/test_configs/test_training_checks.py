@@ -13,11 +13,12 @@ CONFIGS = sorted(
         recursive=True,
     )
     + glob.glob(osp.join(REPO, 'configs', 'quickstart', '*.py'))
+    + glob.glob(osp.join(REPO, 'configs', 'finetune', '*.py'))
 )
 
 
 def test_configs_found():
-    assert len(CONFIGS) >= 15 + 23 + 1
+    assert len(CONFIGS) >= 15 + 23 + 1 + 15
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 import torch
 from mmdet.registry import HOOKS
+from mmengine.optim import AmpOptimWrapper
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmdet_efficientdet.engine import CheckFiniteHook
@@ -139,3 +140,39 @@ def test_non_finite_checkpoint_is_refused(part, value, name):
         CheckFiniteHook().before_save_checkpoint(
             fake_runner(), checkpoint(**{part: value})
         )
+
+
+def amp_runner():
+    runner = fake_runner()
+    runner.optim_wrapper = mock.Mock(spec=AmpOptimWrapper)
+    runner.logger = mock.Mock()
+    return runner
+
+
+def test_mixed_precision_tolerates_a_few_non_finite_losses_in_a_row():
+    hook = CheckFiniteHook(amp_patience=2)
+    runner = amp_runner()
+    for _ in range(2):
+        hook.after_train_iter(runner, 2, outputs=outputs(loss=math.inf))
+    assert runner.logger.warning.call_count == 2
+    assert (
+        'loss scaler skips this step (2 in a row'
+        in (runner.logger.warning.call_args[0][0])
+    )
+    # a finite loss resets the count
+    hook.after_train_iter(runner, 2, outputs=outputs(loss=1.0))
+    for _ in range(2):
+        hook.after_train_iter(runner, 2, outputs=outputs(loss=math.nan))
+    with pytest.raises(
+        FloatingPointError, match=r'\(3 in a row under mixed precision\)'
+    ):
+        hook.after_train_iter(runner, 2, outputs=outputs(loss=math.nan))
+
+
+def test_mixed_precision_still_stops_on_non_finite_weights():
+    hook = CheckFiniteHook()
+    runner = amp_runner()
+    with torch.no_grad():
+        runner.model[0].weight[0, 0] = math.nan
+    with pytest.raises(FloatingPointError, match='made 1 model tensors'):
+        hook.after_train_iter(runner, 2, outputs=outputs(loss=math.inf))

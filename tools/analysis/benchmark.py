@@ -454,7 +454,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                 time_rows(rows, 'predict', predict_fns(n), args, n)
         if args.onnx:
             ends = {
-                k: v['end to end'] for k, v in extra.items() if 'end to end' in v
+                k: v['end to end']
+                for k, v in extra.items()
+                if 'end to end' in v
             }
             time_rows(rows, 'end to end', ends, args, 1)
         memory_row(

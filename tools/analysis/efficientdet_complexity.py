@@ -26,7 +26,12 @@ from typing import Dict, List, Optional, Tuple
 from mmengine.config import Config
 
 from mmdet_efficientdet.analysis.complexity import count, input_size
-from mmdet_efficientdet.models.backbones import ARCHS
+from mmdet_efficientdet.analysis.study_report import (
+    STYLES,
+    Series,
+    plot_series,
+)
+from mmdet_efficientdet.analysis.study_rules import with_dimensions
 from mmdet_efficientdet.scaling import (
     OFFICIAL,
     EfficientDetSpec,
@@ -79,27 +84,9 @@ def markdown(rows: List[Dict]) -> str:
 def one_dimension(phi: int, dimension: str) -> EfficientDetSpec:
     """D0 with one dimension scaled as far as the table scales it at phi."""
     d0, target = get_spec(0), get_spec(phi)
-    arch = ARCHS[target.backbone]
     if dimension == 'compound':
         return target
-    if dimension == 'width':
-        return d0._replace(
-            name=f'd0-width{phi}',
-            backbone=dict(width=arch.width, depth=1.0, lite=False),
-            width=target.width,
-        )
-    if dimension == 'depth':
-        return d0._replace(
-            name=f'd0-depth{phi}',
-            backbone=dict(width=1.0, depth=arch.depth, lite=False),
-            num_stages=target.num_stages,
-            head_convs=target.head_convs,
-        )
-    if dimension == 'resolution':
-        return d0._replace(
-            name=f'd0-resolution{phi}', image_size=target.image_size
-        )
-    raise ValueError(f'unknown dimension {dimension!r}')
+    return with_dimensions(d0, target, [dimension], f'd0-{dimension}{phi}')
 
 
 DIMENSIONS = ('compound', 'width', 'depth', 'resolution')
@@ -123,30 +110,24 @@ def scaling_curves(
 
 
 def plot(curves: Dict[str, List[int]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    styles = dict(compound='o-', width='s--', depth='^--', resolution='d--')
-    for dimension, macs in curves.items():
-        phis = range(len(macs))
-        label = (
-            'compound (D0-D7)'
-            if dimension == 'compound'
-            else (f'{dimension} only')
-        )
-        ax.plot(phis, [m / 1e9 for m in macs], styles[dimension], label=label)
-    ax.set_yscale('log')
-    ax.set_xlabel('compound coefficient phi')
-    ax.set_ylabel('GMACs (log scale)')
-    ax.set_title('Scaling EfficientDet-D0: MACs per dimension')
-    ax.grid(True, which='both', alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_series(
+        path,
+        [
+            Series(
+                range(len(macs)),
+                [m / 1e9 for m in macs],
+                STYLES[dimension],
+                'compound (D0-D7)'
+                if dimension == 'compound'
+                else f'{dimension} only',
+            )
+            for dimension, macs in curves.items()
+        ],
+        'compound coefficient phi',
+        'GMACs (log scale)',
+        'Scaling EfficientDet-D0: MACs per dimension',
+        log_y=True,
+    )
 
 
 def default_configs() -> List[str]:

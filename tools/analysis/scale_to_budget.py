@@ -38,7 +38,7 @@ from mmdet_efficientdet.analysis.budget import (
 )
 from mmdet_efficientdet.analysis.config_file import write_scaled_config
 from mmdet_efficientdet.analysis.costs import ModelCosts
-from mmdet_efficientdet.scaling import EfficientDetSpec
+from mmdet_efficientdet.analysis.study_rules import describe
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 D0_CONFIG = osp.join(
@@ -99,20 +99,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             + ', '.join('--' + k.replace('_', '-') for k in KINDS)
         )
     return args
-
-
-def describe(spec: EfficientDetSpec) -> str:
-    """One line: what the spec's model is made of."""
-    backbone = spec.backbone
-    if isinstance(backbone, dict):
-        backbone = (
-            f'width {backbone["width"]:.3f}, depth {backbone["depth"]:.3f}'
-        )
-    return (
-        f'input {spec.image_size}, backbone {backbone}, BiFPN '
-        f'{spec.width} wide x {spec.num_stages} layers, head '
-        f'{spec.head_convs} convs'
-    )
 
 
 def report(result: SearchResult) -> str:

@@ -22,34 +22,23 @@ reached val bbox mAP 0.004 after 12 epochs, see docs/scaling_explorer.md).
 """
 
 import argparse
-import os
 import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config
 
 from mmdet_efficientdet.analysis.scaling_study import SETTINGS, run_study
 from mmdet_efficientdet.analysis.study_report import markdown, plot, to_json
 from mmdet_efficientdet.analysis.study_rules import BASES
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
+from mmdet_efficientdet.analysis.study_runner import (
+    add_study_arguments,
+    study_inputs,
 )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        '--setting', choices=sorted(SETTINGS), default='default'
-    )
-    parser.add_argument('--work-dir', default='work_dirs/scaling_study')
-    parser.add_argument(
-        '--data-root',
-        help='shapes dataset (default: data/shapes; short: '
-        '<work-dir>/shapes), drawn if missing',
-    )
+    add_study_arguments(parser, SETTINGS, 'work_dirs/scaling_study')
     parser.add_argument(
         '--base',
         choices=sorted(BASES),
@@ -58,35 +47,16 @@ def parse_args() -> argparse.Namespace:
         'BiFPN, head and input; scratch: everything from scratch and '
         'scaled (needs far longer schedules than the settings here)',
     )
-    parser.add_argument(
-        '--epochs', type=int, help="override the setting's epochs"
-    )
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='torch threads (default 1: on a busy 2-core machine a second '
-        'thread made an iteration 8-27x slower, measured)',
-    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
     setting = SETTINGS[args.setting]
     if args.epochs is not None:
         setting = setting._replace(epochs=args.epochs)
-    data_root = args.data_root
-    if data_root is None:
-        data_root = (
-            osp.join(args.work_dir, 'shapes')
-            if args.setting == 'short'
-            else osp.join(REPO, 'data', 'shapes')
-        )
-    os.makedirs(args.work_dir, exist_ok=True)
-    base_cfg = Config.fromfile(QUICKSTART).to_dict()
+    data_root, base_cfg = study_inputs(args)
     start = time.perf_counter()
     print(
         f'scaling study, setting {args.setting}, base {args.base}: '

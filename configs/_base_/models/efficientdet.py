@@ -7,11 +7,6 @@
 # TF batch norm: epsilon 1e-3, decay 0.99 (= momentum 0.01). SyncBN as in
 # the official multi-device training; on one device it runs as plain BN.
 norm_cfg = dict(type='SyncBN', eps=1e-3, momentum=0.01)
-# Official box loss: Huber(delta) on the deltas, weighted 50 and normalised
-# by 4 * (positives + 1). mmdet's SmoothL1Loss(beta=delta) is Huber / delta,
-# and EfficientDetHead normalises by positives + 1.
-huber_delta = 0.1
-box_loss_weight = 50.0
 
 model = dict(
     type='SingleStageDetector',
@@ -46,18 +41,9 @@ model = dict(
             target_means=[0.0, 0.0, 0.0, 0.0],
             target_stds=[1.0, 1.0, 1.0, 1.0],
         ),
-        loss_cls=dict(
-            type='FocalLoss',
-            use_sigmoid=True,
-            gamma=1.5,
-            alpha=0.25,
-            loss_weight=1.0,
-        ),
-        loss_bbox=dict(
-            type='SmoothL1Loss',
-            beta=huber_delta,
-            loss_weight=box_loss_weight * huber_delta / 4,
-        ),
+        # loss_cls, loss_bbox: EfficientDetHead's defaults, the official
+        # focal loss (gamma 1.5, alpha 0.25) and box loss (Huber, delta
+        # 0.1, weight 50: HUBER_DELTA, BOX_LOSS_WEIGHT in efficientdet_head)
     ),
     train_cfg=dict(
         # IoU >= 0.5 positive, < 0.5 negative, and every ground truth takes

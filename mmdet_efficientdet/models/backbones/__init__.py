@@ -2,6 +2,7 @@ from .efficientnet import EfficientNetBackbone
 from .efficientnet_arch import ARCHS, ArchSpec, decode_stages, round_channels
 from .efficientnet_weights import (
     convert_state_dict,
+    fit_problems,
     load_backbone_checkpoint,
     read_checkpoint,
 )
@@ -12,6 +13,7 @@ __all__ = [
     'EfficientNetBackbone',
     'convert_state_dict',
     'decode_stages',
+    'fit_problems',
     'load_backbone_checkpoint',
     'read_checkpoint',
     'round_channels',

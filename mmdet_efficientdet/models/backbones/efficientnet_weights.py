@@ -210,6 +210,32 @@ def _summarise(keys: Sequence[str], limit: int = 8) -> str:
     return ', '.join(keys[:limit]) + more
 
 
+def fit_problems(
+    converted: StateDict,
+    expected: Dict[str, torch.Size],
+    unexpected: Sequence[str],
+) -> List[str]:
+    """What keeps ``converted`` from filling ``expected`` (key -> shape)
+    exactly: mis-shaped, missing and ``unexpected`` keys, each list
+    summarised; empty when it fits."""
+    missing = [k for k in expected if k not in converted]
+    mismatched = [
+        f'{k} {tuple(converted[k].shape)} vs {tuple(shape)}'
+        for k, shape in expected.items()
+        if k in converted and converted[k].shape != shape
+    ]
+    problems = []
+    if mismatched:
+        problems.append(
+            'shape mismatches (checkpoint vs model): ' + _summarise(mismatched)
+        )
+    if missing:
+        problems.append('missing from checkpoint: ' + _summarise(missing))
+    if unexpected:
+        problems.append('unexpected in checkpoint: ' + _summarise(unexpected))
+    return problems
+
+
 def load_backbone_checkpoint(
     module: nn.Module, path: str, prefix: Optional[str] = None
 ) -> StateDict:
@@ -237,28 +263,12 @@ def load_backbone_checkpoint(
         m = re.match(r'stages\.(\d+)\.', key)
         return m is not None and built <= int(m.group(1)) < len(stages)
 
-    missing = [k for k in own if k not in converted]
     unexpected = unknown + [
         k for k in converted if k not in own and not skipped(k)
     ]
-    mismatched = [
-        f'{k} {tuple(converted[k].shape)} vs {tuple(v.shape)}'
-        for k, v in own.items()
-        if k in converted and converted[k].shape != v.shape
-    ]
-    if missing or unexpected or mismatched:
-        problems = []
-        if mismatched:
-            problems.append(
-                'shape mismatches (checkpoint vs model): '
-                + _summarise(mismatched)
-            )
-        if missing:
-            problems.append('missing from checkpoint: ' + _summarise(missing))
-        if unexpected:
-            problems.append(
-                'unexpected in checkpoint: ' + _summarise(unexpected)
-            )
+    shapes = {k: v.shape for k, v in own.items()}
+    problems = fit_problems(converted, shapes, unexpected)
+    if problems:
         raise ValueError(
             f'checkpoint {path!r} ({layout} layout) does not fit '
             f'EfficientNetBackbone arch {module.arch} - is it another '

@@ -10,7 +10,6 @@ from .padding import (
     check_padding,
     conv_cfg_for,
     crop_start,
-    padded_copy_same_convs,
     same_conv_padding,
     same_conv_padding_2d,
     same_pad_amounts,
@@ -20,7 +19,6 @@ from .padding import (
 __all__ = [
     'CropStart',
     'crop_start',
-    'padded_copy_same_convs',
     'same_conv_padding',
     'same_conv_padding_2d',
     'class_wise_nms',

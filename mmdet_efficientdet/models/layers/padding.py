@@ -8,9 +8,8 @@ without its padded copy of the input), max-pooling :class:`MaxPool2dSame`
 (``ceil_mode`` pooling in place of a padded copy).
 """
 
-import contextlib
 import math
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -58,9 +57,7 @@ class Conv2dSame(Conv2dAdaptivePadding):
 
     The padding lives in :meth:`_conv_forward`, so mmcv's
     ``efficient_conv_bn_eval`` (which calls it with folded weights) pads
-    too. Inside :func:`padded_copy_same_convs` the asymmetric case pads a
-    copy as mmcv does, for op counters that should see the architecture's
-    convolutions.
+    too.
 
     Example:
         >>> import torch
@@ -81,12 +78,7 @@ class Conv2dSame(Conv2dAdaptivePadding):
                 for k, d in zip(self.kernel_size, self.dilation)
             )
 
-    # set by padded_copy_same_convs()
-    padded_copy = False
-
     def forward(self, x: Tensor) -> Tensor:
-        if self.padded_copy and not self.fixed_padding:
-            return super().forward(x)
         return self._conv_forward(x, self.weight, self.bias)
 
     def _conv_forward(
@@ -107,19 +99,6 @@ class Conv2dSame(Conv2dAdaptivePadding):
             self.groups,
         )
         return crop_start(out, crop_h, crop_w)
-
-
-@contextlib.contextmanager
-def padded_copy_same_convs() -> Iterator[None]:
-    """Within, every :class:`Conv2dSame` pads a copy of its input (mmcv's
-    ``Conv2dAdaptivePadding``), so that a FLOP counter counts the
-    architecture's convolutions rather than the extra window of the
-    asymmetric case (+0.07% of D0's MACs)."""
-    Conv2dSame.padded_copy = True
-    try:
-        yield
-    finally:
-        Conv2dSame.padded_copy = False
 
 
 class CropStart(nn.Module):

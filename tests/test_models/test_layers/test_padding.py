@@ -115,27 +115,3 @@ def test_max_pool_same_equals_padded_pooling(size):
     torch.testing.assert_close(
         MaxPool2dSame(3, 2)(x), F.max_pool2d(padded, 3, 2)
     )
-
-
-def test_padded_copy_same_convs_counts_the_architecture():
-    """Inside the context a FLOP counter sees SAME's padded input, not the
-    one extra (cropped) window; outputs are the same either way."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from mmdet_efficientdet.models.layers import padded_copy_same_convs
-
-    conv = Conv2dSame(2, 3, 3, stride=2)
-    x = torch.randn(1, 2, 8, 8)
-    flops = []
-    for padded in (False, True):
-        with FlopCounterMode(display=False) as counter:
-            if padded:
-                with padded_copy_same_convs():
-                    out = conv(x)
-            else:
-                expected = conv(x)
-        flops.append(counter.get_total_flops())
-    assert not Conv2dSame.padded_copy
-    torch.testing.assert_close(out, expected)
-    # 4x4 outputs of 2x3x3 MACs each; the cropped form computes 5x5
-    assert flops == [2 * 5 * 5 * 3 * 18, 2 * 4 * 4 * 3 * 18]
