@@ -77,9 +77,10 @@ def untie_initializers(model) -> int:
 
 
 def broadcast_gates(model) -> int:
-    """Feed each ``Mul`` that takes a nearest ``Resize`` of a ``1 x 1``
-    map the map itself (broadcast: the same product), in place; drop the
-    resizes. Returns how many were dropped."""
+    """Feed each ``Mul`` of a map and a nearest ``Resize`` of a ``1 x 1``
+    map to the map's size the ``1 x 1`` map itself (broadcast: the same
+    product), in place; drop the resizes. Returns how many were
+    dropped."""
     from onnx import shape_inference
 
     graph = model.graph
@@ -108,6 +109,10 @@ def broadcast_gates(model) -> int:
         ):
             continue
         mul = after[0]
+        other = [name for name in mul.input if name != node.output[0]]
+        full = shapes.get(node.output[0])
+        if len(other) != 1 or not full or shapes.get(other[0]) != full:
+            continue  # not a gate over a map: the product's shape would change
         for i, name in enumerate(mul.input):
             if name == node.output[0]:
                 mul.input[i] = node.input[0]

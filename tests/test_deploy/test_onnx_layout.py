@@ -77,17 +77,19 @@ def test_nchwc_friendly_leaves_sum_fusion():
     assert isinstance(node.se, BroadcastSE)
 
 
-def gate_graph() -> onnx.ModelProto:
-    """``x * resize(g)``, ``g`` a ``1 x 1`` map repeated over ``x``'s."""
+def gate_graph(factor: str = 'x') -> onnx.ModelProto:
+    """``factor * resize(g)``, ``g`` a ``1 x 1`` map repeated to ``x``'s
+    size; ``factor`` ``'x'`` or ``'w'``, a scalar constant."""
     scales = numpy_helper.from_array(
         np.array([1, 1, 3, 4], np.float32), 'scales'
     )
+    weight = numpy_helper.from_array(np.array(0.5, np.float32), 'w')
     nodes = [
         helper.make_node('GlobalAveragePool', ['x'], ['g'], name='pool'),
         helper.make_node(
             'Resize', ['g', '', 'scales'], ['up'], name='up', mode='nearest'
         ),
-        helper.make_node('Mul', ['x', 'up'], ['y'], name='mul'),
+        helper.make_node('Mul', [factor, 'up'], ['y'], name='mul'),
     ]
     value = helper.make_tensor_value_info
     graph = helper.make_graph(
@@ -95,7 +97,7 @@ def gate_graph() -> onnx.ModelProto:
         'gate',
         [value('x', TensorProto.FLOAT, [1, 2, 3, 4])],
         [value('y', TensorProto.FLOAT, [1, 2, 3, 4])],
-        [scales],
+        [scales, weight],
     )
     return helper.make_model(
         graph, opset_imports=[helper.make_opsetid('', 17)]
@@ -119,6 +121,8 @@ def test_broadcast_gates_drops_the_repeat():
         'Mul',
     ]
     np.testing.assert_array_equal(run(model), expected)
+    # a repeated map times a scalar is no gate: the repeat sets the shape
+    assert broadcast_gates(gate_graph('w')) == 0
 
 
 @pytest.mark.slow  # exports ONNX
