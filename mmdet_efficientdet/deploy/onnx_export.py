@@ -19,7 +19,11 @@ preprocessing and post-processing parameters go into the file's metadata
 (:mod:`.onnx_meta`), so that a runner needs only the file. TF "SAME"
 padding is fixed for the export size first
 (:func:`~.static_padding.static_same_padding`; the outputs do not
-change): computed from traced shapes, it would not be static.
+change): computed from traced shapes, it would not be static; its
+asymmetric case is then written as ONNX ``Conv`` pads
+(:func:`~.onnx_padding.asymmetric_conv_padding`), and weighted BiFPN
+fusion and squeeze-excitation in forms that onnxruntime's CPU layout
+keeps (:func:`~.onnx_layout.nchwc_friendly`; same numbers).
 """
 
 import os
@@ -31,7 +35,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .onnx_layout import nchwc_friendly
 from .onnx_nms import detections
+from .onnx_padding import asymmetric_conv_padding
 from .static_padding import static_same_padding
 
 DEFAULT_OPSET = 17
@@ -40,7 +46,11 @@ DEFAULT_OPSET = 17
 class DetectorExport(nn.Module):
     """A single-stage mmdet detector as ``images -> (scores, boxes)``.
 
-    The detector's SAME padding is fixed for ``input_shape`` in place.
+    The detector is rewritten in place for the export (same outputs):
+    SAME padding fixed for ``input_shape``, its asymmetric case as one
+    padded conv (:class:`~.onnx_padding.AsymmetricPadConv2d`), weighted
+    fusion and squeeze-excitation as :func:`~.onnx_layout.nchwc_friendly`
+    writes them.
 
     Args:
         detector (nn.Module): Detector with ``backbone``, optional
@@ -80,6 +90,8 @@ class DetectorExport(nn.Module):
                 f'{counts["kept"]} padded layers need several paddings at '
                 f'input {self.input_shape}; they cannot be exported static'
             )
+        asymmetric_conv_padding(detector)
+        nchwc_friendly(detector)
         if self.decode:
             with torch.no_grad():
                 feats = detector.extract_feat(example)

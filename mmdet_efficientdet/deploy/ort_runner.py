@@ -30,6 +30,7 @@ Image = Union[str, np.ndarray]
 Detections = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
 _OUTPUTS = ('detections', 'decoded')
+SPINNING = ('always', 'in-run', 'off')
 
 
 def read_image(image: Image) -> np.ndarray:
@@ -75,9 +76,13 @@ class OrtDetector:
         threads (int, optional): onnxruntime's intra-op threads (default:
             its own choice, one per core).
         providers (Sequence[str]): onnxruntime execution providers.
-        spinning (bool): Let idle onnxruntime threads spin (its default:
-            lowest latency); off, they sleep at once and leave the cores
-            to other work in the process (e.g. a benchmark's PyTorch).
+        spinning (str): How onnxruntime's idle threads wait for work:
+            ``'always'`` spin (its default: lowest latency; they go on
+            spinning a while after a call returns), ``'in-run'`` spin
+            during a call only (``session.force_spinning_stop``: the
+            cores are free for other work between calls, one wake-up per
+            call), ``'off'`` sleep at once (the cores stay free within a
+            call too; slower).
     """
 
     def __init__(
@@ -85,15 +90,23 @@ class OrtDetector:
         model: str,
         threads: Optional[int] = None,
         providers: Sequence[str] = ('CPUExecutionProvider',),
-        spinning: bool = True,
+        spinning: str = 'always',
     ) -> None:
+        if spinning not in SPINNING:
+            raise ValueError(
+                f'spinning must be one of {SPINNING}, got {spinning!r}'
+            )
         if not osp.isfile(model):
             raise FileNotFoundError(f'model file {model!r} not found')
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
-        if not spinning:
+        if spinning == 'off':
             options.add_session_config_entry(
                 'session.intra_op.allow_spinning', '0'
+            )
+        elif spinning == 'in-run':
+            options.add_session_config_entry(
+                'session.force_spinning_stop', '1'
             )
         if threads:
             options.intra_op_num_threads = threads

@@ -206,6 +206,8 @@ def test_runner_rejects_other_files(tmp_path):
         runner.read_image(str(tmp_path / 'missing.png'))
     with pytest.raises(ValueError, match='not an image'):
         runner.read_image(str(text))
+    with pytest.raises(ValueError, match='spinning must be one of'):
+        runner.OrtDetector(str(text), spinning='sometimes')
 
 
 @pytest.mark.slow

@@ -72,9 +72,10 @@ def test_benchmark_onnxruntime_columns(run_tool, tmp_path):
         LITE0,
         *('--size', '128', '--batch', '1', '--reps', '2', '--warmup', '1'),
         *('--threads', '1', '--vs-effdet', '--deploy', '--onnx'),
-        *('--json', str(out)),
+        *('--ort-spinning', 'off', '--json', str(out)),
     )
     figures = json.loads(out.read_text())
+    assert 'load average' in printed
     ort = {'ort-fp32', 'ort-int8'}
     for name in ('forward latency, batch 1', 'predict latency, batch 1'):
         assert ort | {'ours', 'effdet'} <= set(figures[name])

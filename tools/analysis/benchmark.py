@@ -5,7 +5,7 @@ side by side with the equivalent effdet model.
         [--device cpu|cuda:0] [--dtype fp32|fp16] [--size S] [--batch 8]
         [--reps 20] [--warmup 3] [--deploy] [--compile] [--onnx]
         [--vs-effdet [NAME]] [--train-batch 4] [--threads N]
-        [--json OUT.json]
+        [--ort-spinning in-run|always|off] [--json OUT.json]
 
 Measures, at the config's input size (``efficientdet.image_size``):
 
@@ -42,7 +42,17 @@ images): the forward rows run the graph of the raw outputs, the predict
 rows the graph with NMS (``export_onnx.py --nms``), and an ``end to end``
 row times ``OrtDetector`` on a decoded 640x480 image - preprocessing,
 network, NMS and boxes in the image's coordinates. onnxruntime uses
-``--threads`` threads (default: torch's count).
+``--threads`` threads (default: torch's count); its idle threads spin
+during a call only (``--ort-spinning in-run``, onnxruntime's
+``session.force_spinning_stop``): within a call they wait as a deployed
+session does by default, spinning, and between calls they sleep rather
+than take the cores from the PyTorch models timed in between. The
+columns are then a deployed session's latency plus one thread wake-up per
+call; ``always`` (onnxruntime's default) slows the PyTorch columns by
+its spinning, ``off`` onnxruntime's own on an idle machine (each op wakes
+the threads). On a loaded machine spinning costs more than it saves
+(threads spin on cores that other processes want): say the load with
+the figures.
 ``--vs-effdet`` builds effdet's ``tf_efficientdet_<variant>`` (or NAME)
 with the same number of classes, converts its random weights into ours
 (so both compute the same function; the largest class-output difference
@@ -53,6 +63,7 @@ checkpoint our model keeps its random initialisation.
 import argparse
 import copy
 import json
+import os
 import os.path as osp
 import statistics
 import sys
@@ -115,6 +126,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-predict', action='store_true', help='skip the predict rows'
     )
     parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument(
+        '--ort-spinning',
+        choices=('in-run', 'always', 'off'),
+        default='in-run',
+        help="onnxruntime's idle threads: spin during a call only "
+        '(default), always (its own default) or never',
+    )
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args(argv)
     if args.reps < 1 or args.warmup < 0 or args.batch < 1:
@@ -232,7 +250,11 @@ def print_table(rows: List[Row], columns: List[str]) -> None:
 
 
 def build_onnxruntime(
-    model: torch.nn.Module, size: int, threads: int, folder: str
+    model: torch.nn.Module,
+    size: int,
+    threads: int,
+    folder: str,
+    spinning: str = 'in-run',
 ) -> Dict[str, Dict[str, Callable[[], object]]]:
     """onnxruntime fp32 and int8 of the deployed ``model`` at batch 1:
     per column, ``forward`` (raw outputs), ``predict`` (NMS in the graph)
@@ -279,10 +301,8 @@ def build_onnxruntime(
             fp32, osp.join(folder, f'{outputs}_int8.onnx'), calib
         )
         for kind, path in (('fp32', fp32), ('int8', int8)):
-            # idle threads sleep: spinning ones would slow the PyTorch
-            # models timed in between
             detectors[kind, outputs] = OrtDetector(
-                path, threads, spinning=False
+                path, threads, spinning=spinning
             )
     x = np.random.default_rng(1).standard_normal(shape, np.float32)
     fns = {}
@@ -347,7 +367,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     threads = args.threads or torch.get_num_threads()
     folder = tempfile.TemporaryDirectory()
     if args.onnx:
-        extra.update(build_onnxruntime(model, size, threads, folder.name))
+        extra.update(
+            build_onnxruntime(
+                model, size, threads, folder.name, args.ort_spinning
+            )
+        )
         print('onnxruntime: fp32 and int8 exported', file=sys.stderr)
     compiled = None
     if args.compile:
@@ -418,7 +442,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     rows: List[Row] = []
     print(
         f'{args.config}: {size}x{size}, {device}, {args.dtype}, '
-        f'{torch.get_num_threads()} threads, {args.reps} reps',
+        f'{torch.get_num_threads()} threads, {args.reps} reps, '
+        f'load average {os.getloadavg()[0]:.1f}',
         file=sys.stderr,
     )
     with torch.inference_mode():
@@ -440,6 +465,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.train_batch:
         train_rows(rows, model, effdet_net, args, size)
     folder.cleanup()
+    print(
+        f'load average at the end {os.getloadavg()[0]:.1f} (1 min)',
+        file=sys.stderr,
+    )
     print_table(rows, columns)
     if args.json:
         with open(args.json, 'w') as f:
