@@ -121,6 +121,7 @@ def test_run_config(quickstart):
     assert [h.type for h in cfg.custom_hooks] == [
         'NumClassCheckHook',
         'CheckFiniteHook',
+        'InputSizeCheckHook',
         'SkipMismatchedWeightsHook',
     ]
     assert cfg.visualizer.name == 'run'
