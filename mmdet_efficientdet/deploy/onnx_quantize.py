@@ -118,7 +118,21 @@ def broadcast_gates(model) -> int:
                 mul.input[i] = node.input[0]
         graph.node.remove(node)
         dropped += 1
+        for name in node.input[1:]:  # roi, scales: constants of their own
+            if name and users[name] == [node]:
+                _drop_constant(graph, name)
     return dropped
+
+
+def _drop_constant(graph, name: str) -> None:
+    for init in graph.initializer:
+        if init.name == name:
+            graph.initializer.remove(init)
+            return
+    for node in graph.node:
+        if node.op_type == 'Constant' and list(node.output) == [name]:
+            graph.node.remove(node)
+            return
 
 
 class ImageReader:
