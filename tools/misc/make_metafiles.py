@@ -72,6 +72,22 @@ COLLECTIONS = {
         },
         Paper=PAPER,
     ),
+    'finetune': dict(
+        Name='EfficientDet fine-tuning',
+        Metadata={
+            'Training Data': 'photo-objects (made by the package)',
+            'Architecture': ['EfficientNet', 'BiFPN'],
+        },
+        Paper=PAPER,
+    ),
+    'finetune/baseline': dict(
+        Name='Fine-tuning yardstick (RetinaNet)',
+        Metadata={
+            'Training Data': 'photo-objects (made by the package)',
+            'Architecture': ['EfficientNet-Lite', 'FPN'],
+        },
+        Paper=PAPER,
+    ),
 }
 
 
