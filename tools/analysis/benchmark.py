@@ -72,10 +72,12 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 from mmdet.apis import init_detector
-from mmdet.structures import DetDataSample
-from mmengine.structures import InstanceData
 
-from mmdet_efficientdet.analysis.measure import peak_memory, time_interleaved
+from mmdet_efficientdet.analysis.measure import (
+    peak_memory,
+    random_samples,
+    time_interleaved,
+)
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16}
 
@@ -153,32 +155,6 @@ def build_ours(args: argparse.Namespace) -> torch.nn.Module:
             f'scaled_config): cannot tell the input size'
         )
     return model
-
-
-def data_samples(
-    n: int, size: int, device: str, boxes: int = 0
-) -> List[DetDataSample]:
-    """Samples of ``size`` x ``size`` images, with random boxes if asked."""
-    samples = []
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(n):
-        meta = dict(
-            img_shape=(size, size),
-            ori_shape=(size, size),
-            pad_shape=(size, size),
-            batch_input_shape=(size, size),
-            scale_factor=(1.0, 1.0),
-        )
-        sample = DetDataSample(metainfo=meta)
-        if boxes:
-            xy = torch.rand(boxes, 2, generator=gen) * size * 0.7
-            wh = (torch.rand(boxes, 2, generator=gen) * 0.25 + 0.05) * size
-            gt = InstanceData()
-            gt.bboxes = torch.cat([xy, xy + wh], 1).to(device)
-            gt.labels = torch.randint(0, 3, (boxes,), generator=gen).to(device)
-            sample.gt_instances = gt
-        samples.append(sample)
-    return samples
 
 
 def median_ms(times: List[float]) -> float:
@@ -429,7 +405,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     def predict_fns(n: int) -> Dict[str, Callable[[], object]]:
         fns = {}
-        samples = data_samples(n, size, device)
+        samples = random_samples(n, size, device)
         for key, net in nets.items():
             x = inputs[n][key]
             if key == 'effdet':
@@ -489,7 +465,7 @@ def train_rows(
     """Time and peak memory of one SGD iteration of each model."""
     n, device = args.train_batch, args.device
     num_boxes = 8
-    samples = data_samples(n, size, device, boxes=num_boxes)
+    samples = random_samples(n, size, device, boxes=num_boxes)
     x = torch.randn(n, 3, size, size, device=device, dtype=DTYPES[args.dtype])
     fns: Dict[str, Callable[[], object]] = {}
     ours = copy.deepcopy(model).train()
