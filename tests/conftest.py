@@ -1,7 +1,16 @@
 """What every test module shares."""
 
+import os.path as osp
+import sys
+
 import pytest
 from mmengine.logging import MMLogger
+
+# pytest imports test files with --import-mode=importlib, which puts no
+# test folder on sys.path: this one goes there for `from helpers import`
+TESTS = osp.dirname(osp.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
 
 
 @pytest.fixture(autouse=True, scope='module')

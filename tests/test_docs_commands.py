@@ -19,7 +19,8 @@ import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import REPO
+
 DOCS = sorted(
     [osp.join(REPO, 'README.md')]
     + glob.glob(osp.join(REPO, 'docs', '*.md'))

@@ -6,6 +6,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from helpers import REPO, coco_config
 from mmdet_efficientdet.analysis.budget import largest_phi
 from mmdet_efficientdet.analysis.complexity import count, input_size
 from mmdet_efficientdet.analysis.config_file import (
@@ -16,10 +17,7 @@ from mmdet_efficientdet.analysis.config_file import (
 from mmdet_efficientdet.analysis.costs import ModelCosts
 from mmdet_efficientdet.scaling import get_spec
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-D0 = osp.join(
-    REPO, 'configs', 'efficientdet', 'efficientdet_d0_8xb16-300e_coco.py'
-)
+D0 = coco_config('d0')
 # Shared reference: MACs of D0-D4 with torch's flop counter, 90 classes.
 REFERENCE_GMACS = {'d0': 2.492, 'd1': 6.003, 'd2': 10.83, 'd3': 24.57}
 # A coarser grid than the tool's 0.01 keeps the counting to seconds; the

@@ -1,19 +1,14 @@
 """The neck study's necks, width matching and run configs."""
 
-import os.path as osp
-
 import pytest
 from mmengine.config import Config
 
+from helpers import QUICKSTART
 from mmdet_efficientdet.analysis import neck_study as ns
 from mmdet_efficientdet.analysis.complexity import count_neck
 from mmdet_efficientdet.analysis.study_rules import BASES
 from mmdet_efficientdet.analysis.study_runner import run_config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
-)
 SPEC, FROZEN = BASES[ns.BASE]
 SIZES = [16, 8, 4]  # P3-P5 at 128 px
 

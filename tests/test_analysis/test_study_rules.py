@@ -1,10 +1,9 @@
 """The scaling rules of the study, as specs and configs."""
 
-import os.path as osp
-
 import pytest
 from mmengine.config import Config
 
+from helpers import QUICKSTART
 from mmdet_efficientdet.analysis.complexity import count
 from mmdet_efficientdet.analysis.scaling_study import SETTINGS, run_config
 from mmdet_efficientdet.analysis.study_rules import (
@@ -16,10 +15,6 @@ from mmdet_efficientdet.analysis.study_rules import (
     spec_key,
 )
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
-)
 FROZEN = BASES['frozen-lite0'].spec
 SCRATCH = BASES['scratch'].spec
 

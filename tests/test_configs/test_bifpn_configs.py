@@ -12,7 +12,9 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.structures import InstanceData
 
-CONFIG_DIR = Path(__file__).parents[2] / 'configs' / 'bifpn'
+from helpers import REPO
+
+CONFIG_DIR = Path(REPO) / 'configs' / 'bifpn'
 CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
 EFFICIENTNET_CONFIGS = [name for name in CONFIGS if '_effb3_' in name]
 TRAIN_STEPS = 5

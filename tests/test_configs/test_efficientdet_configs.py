@@ -2,7 +2,6 @@
 
 import ast
 import glob
-import importlib.util
 import os.path as osp
 
 import effdet
@@ -15,9 +14,9 @@ from mmengine.config import Config
 from mmengine.config.utils import ConfigParsingError
 from torch.utils.flop_counter import FlopCounterMode
 
+from helpers import QUICKSTART, REPO, load_file
 from mmdet_efficientdet.scaling import get_spec, spec_as_dict
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'efficientdet')
 CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
 # variants whose full-size model takes seconds to count or run: in the
@@ -59,15 +58,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _load_tool():
-    path = osp.join(REPO, 'tools', 'analysis', 'efficientdet_complexity.py')
-    spec = importlib.util.spec_from_file_location('complexity', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_file(
+    'tools/analysis/efficientdet_complexity.py', name='complexity'
+)
 
 
 def config_id(path):
@@ -308,11 +301,6 @@ def test_analysis_tool(tmp_path):
     png = tmp_path / 'scaling.png'
     tool.plot(curves, str(png))
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-
-
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
-)
 
 
 def test_former_quickstart_name_is_an_alias():

@@ -7,9 +7,9 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from helpers import REPO
 from mmdet_efficientdet.scaling import OFFICIAL, get_spec
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'finetune', '*.py')))
 # the quickstart's rate per image (docs/own_data.md: measured against
 # the official 0.08 / 64 on the photo-objects set)

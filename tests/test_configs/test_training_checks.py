@@ -6,9 +6,9 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from helpers import REPO
 from mmdet_efficientdet.engine import input_size_problems
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(
         osp.join(REPO, 'configs', 'efficientdet', '**', '*.py'),

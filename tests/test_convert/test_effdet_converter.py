@@ -8,7 +8,6 @@ variant's converted config (90 classes). Raw outputs of every level and
 the final detections must equal effdet's.
 """
 
-import importlib.util
 import os.path as osp
 import sys
 
@@ -26,9 +25,9 @@ from mmengine.runner import load_checkpoint
 from skimage import data as skimage_data
 from torch import nn
 
+from helpers import REPO, load_file
 from mmdet_efficientdet.convert import box_channel_order, get_effdet_variant
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'model_converters', 'effdet_to_mmdet.py')
 # A multiple of 256, the largest stride of D7x (P8), at a fraction of the
 # official input sizes.
@@ -54,17 +53,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('effdet_to_mmdet', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_tool(monkeypatch, *args):
     """The converter's main() in-process (a subprocess costs seconds)."""
     monkeypatch.setattr(sys, 'argv', [TOOL, *map(str, args)])
-    return load_tool().main()
+    return load_file(TOOL).main()
 
 
 def randomise(model: nn.Module, seed: int, inputs: torch.Tensor) -> None:

@@ -1,7 +1,6 @@
 """The deploy rewrites keep the outputs and remove the work they promise."""
 
 import copy
-import os.path as osp
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
+from helpers import coco_config
 from mmdet_efficientdet.deploy import (
     FoldedEfficientDetHead,
     count_batchnorms,
@@ -23,9 +23,6 @@ from mmdet_efficientdet.deploy import (
 from mmdet_efficientdet.models.backbones import EfficientNetBackbone
 from mmdet_efficientdet.models.dense_heads import EfficientDetHead
 from mmdet_efficientdet.models.layers import MaxPool2dSame
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = osp.join(REPO, 'configs', 'efficientdet')
 
 
 def randomise_bn(model: nn.Module, seed: int = 0) -> None:
@@ -42,9 +39,7 @@ def randomise_bn(model: nn.Module, seed: int = 0) -> None:
 
 def build_detector(variant: str) -> nn.Module:
     register_all_modules()
-    cfg = Config.fromfile(
-        osp.join(CONFIGS, f'efficientdet_{variant}_8xb16-300e_coco.py')
-    )
+    cfg = Config.fromfile(coco_config(variant))
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)

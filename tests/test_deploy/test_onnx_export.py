@@ -1,15 +1,11 @@
 """ONNX export: onnxruntime computes what PyTorch computes (1e-4)."""
 
-import importlib.util
-import os.path as osp
-
 import onnx
 import pytest
 import torch
-import torch.nn as nn
 from mmdet.apis import init_detector
 
-from mmdet_efficientdet.analysis.effdet_twin import build_effdet_twin
+from helpers import coco_config, load_file, with_effdet_weights
 from mmdet_efficientdet.deploy import prepare_for_deploy
 from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
@@ -19,45 +15,7 @@ from mmdet_efficientdet.deploy.onnx_export import (
 
 pytestmark = pytest.mark.slow  # exports ONNX
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = osp.join(REPO, 'configs', 'efficientdet')
-TOOL = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')
-
-
-def config(variant: str) -> str:
-    return osp.join(CONFIGS, f'efficientdet_{variant}_8xb16-300e_coco.py')
-
-
-def with_effdet_weights(model: nn.Module, variant: str, size: int) -> None:
-    """effdet's initialisation loaded into ``model``, BN made non-trivial.
-
-    PyTorch's default initialisation decays a detector's signal to ~1e-17
-    at the outputs, against which any tolerance passes; effdet's TF-style
-    one keeps some signal, and the predictions, scaled to unit spread,
-    pass it on.
-    """
-    build_effdet_twin(model, f'tf_efficientdet_{variant}', 80, size)
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-    # the predictions' std-0.01 init would leave the outputs at their bias:
-    # scale them to unit spread
-    head = model.bbox_head
-    with torch.no_grad():
-        outputs = model._forward(torch.randn(1, 3, size, size, generator=gen))
-        for conv, maps in zip((head.conv_cls, head.conv_reg), outputs):
-            spread = float(torch.cat([m.flatten() for m in maps]).std())
-            conv.pointwise_conv.conv.weight.div_(spread)
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('export_onnx', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/deploy/export_onnx.py'
 
 
 @pytest.mark.parametrize(
@@ -66,7 +24,7 @@ def load_tool():
 )
 def test_onnxruntime_matches_pytorch(tmp_path, variant, decode, deploy):
     torch.manual_seed(0)
-    model = init_detector(config(variant), None, device='cpu')
+    model = init_detector(coco_config(variant), None, device='cpu')
     size = model.cfg.efficientdet['image_size']
     with_effdet_weights(model, variant, size)
     shape = (1, 3, size, size)
@@ -104,8 +62,8 @@ def test_onnxruntime_matches_pytorch(tmp_path, variant, decode, deploy):
 
 def test_tool_exports_and_checks(tmp_path, capsys):
     out = tmp_path / 'lite0.onnx'
-    code = load_tool().main(
-        [config('lite0'), '--out', str(out), '--size', '128', '--deploy']
+    code = load_file(TOOL).main(
+        [coco_config('lite0'), '--out', str(out), '--size', '128', '--deploy']
     )
     assert code == 0 and out.is_file()
     printed = capsys.readouterr().out
@@ -115,6 +73,12 @@ def test_tool_exports_and_checks(tmp_path, capsys):
 
 def test_tool_rejects_low_opset(tmp_path):
     with pytest.raises(SystemExit):
-        load_tool().main(
-            [config('d0'), '--out', str(tmp_path / 'x.onnx'), '--opset', '11']
+        load_file(TOOL).main(
+            [
+                coco_config('d0'),
+                '--out',
+                str(tmp_path / 'x.onnx'),
+                '--opset',
+                '11',
+            ]
         )

@@ -1,6 +1,5 @@
 """int8 (QDQ) quantization: every conv quantized, outputs follow fp32."""
 
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -11,18 +10,17 @@ import torch
 from mmdet.apis import init_detector
 from onnx import TensorProto, helper, numpy_helper
 
+from helpers import (
+    coco_config,
+    export_for_runner,
+    load_runner,
+    smooth_image,
+    with_effdet_weights,
+)
 from mmdet_efficientdet.deploy.onnx_quantize import (
     quantize_int8,
     untie_initializers,
 )
-
-
-def load_sibling(name: str):
-    path = osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def shared_conv_graph() -> onnx.ModelProto:
@@ -73,13 +71,12 @@ def test_untie_initializers_copies_shared_weights():
 
 @pytest.mark.slow
 def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
-    helpers = load_sibling('test_ort_runner')
     torch.manual_seed(0)
-    model = init_detector(helpers.config('lite0'), None, device='cpu')
+    model = init_detector(coco_config('lite0'), None, device='cpu')
     size = model.cfg.efficientdet['image_size']
-    helpers.with_effdet_weights(model, 'lite0', size)
-    fp32 = helpers.export(model, tmp_path, 'decoded')
-    images = [helpers.smooth_image(200, 260, seed=i) for i in range(8)]
+    with_effdet_weights(model, 'lite0', size)
+    fp32 = export_for_runner(model, tmp_path, 'decoded')
+    images = [smooth_image(200, 260, seed=i) for i in range(8)]
     int8 = quantize_int8(fp32, str(tmp_path / 'int8.onnx'), images)
 
     graph = onnx.load(int8).graph
@@ -96,10 +93,10 @@ def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
     assert len(convs) > 150 and len(quantized) == len(convs)
     assert osp.getsize(int8) < 0.45 * osp.getsize(fp32)
 
-    runner = helpers.load_runner()
+    runner = load_runner()
     ours, theirs = runner.OrtDetector(fp32, 1), runner.OrtDetector(int8, 1)
     assert theirs.meta == ours.meta  # the runner reads the int8 file alike
-    image = helpers.smooth_image(240, 300, seed=99)  # not a calibration one
+    image = smooth_image(240, 300, seed=99)  # not a calibration one
     inputs = ours.preprocess(image)[0]
     ref_scores, ref_boxes = ours.session.run(None, {'images': inputs})
     scores, boxes = theirs.session.run(None, {'images': inputs})

@@ -2,8 +2,6 @@
 no broadcast Mul left in the exported network."""
 
 import copy
-import importlib.util
-import os.path as osp
 
 import numpy as np
 import onnx
@@ -15,6 +13,7 @@ from mmdet.apis import init_detector
 from mmdet.models.layers import SELayer
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
+from helpers import coco_config, with_effdet_weights
 from mmdet_efficientdet.deploy import prepare_for_deploy
 from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
@@ -32,14 +31,6 @@ from mmdet_efficientdet.deploy.onnx_quantize import (
     broadcast_gates,
 )
 from mmdet_efficientdet.models.necks.bifpn_layer import FeatureFusion
-
-
-def load_sibling(name: str):
-    path = osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize('method', ['fast', 'softmax'])
@@ -129,10 +120,9 @@ def test_broadcast_gates_drops_the_repeat():
 
 @pytest.mark.slow  # exports ONNX
 def test_d0_export_keeps_products_elementwise(tmp_path):
-    helpers = load_sibling('test_onnx_export')
     torch.manual_seed(0)
-    model = init_detector(helpers.config('d0'), None, device='cpu')
-    helpers.with_effdet_weights(model, 'd0', 128)
+    model = init_detector(coco_config('d0'), None, device='cpu')
+    with_effdet_weights(model, 'd0', 128)
     shape = (1, 3, 128, 128)
     prepare_for_deploy(model, shape)
     reference = copy.deepcopy(model)

@@ -1,8 +1,6 @@
 """Asymmetric SAME padding exported as ONNX Conv pads, not conv + Slice."""
 
 import copy
-import importlib.util
-import os.path as osp
 
 import onnx
 import pytest
@@ -10,6 +8,7 @@ import torch
 import torch.nn as nn
 from mmdet.apis import init_detector
 
+from helpers import coco_config, with_effdet_weights
 from mmdet_efficientdet.deploy import prepare_for_deploy, static_same_padding
 from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
@@ -21,19 +20,6 @@ from mmdet_efficientdet.deploy.onnx_padding import (
     asymmetric_conv_padding,
 )
 from mmdet_efficientdet.models.layers import Conv2dSame, CropStart
-
-
-def load_sibling(name: str):
-    path = osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_export_tests = load_sibling('test_onnx_export')
-config = _export_tests.config
-with_effdet_weights = _export_tests.with_effdet_weights
 
 
 @pytest.mark.parametrize('kernel', [3, 5])
@@ -78,7 +64,7 @@ def network_slices(graph: onnx.GraphProto) -> list:
 @pytest.mark.slow  # exports ONNX
 def test_strided_convs_export_without_slice(tmp_path):
     torch.manual_seed(0)
-    model = init_detector(config('lite0'), None, device='cpu')
+    model = init_detector(coco_config('lite0'), None, device='cpu')
     with_effdet_weights(model, 'lite0', 128)
     shape = (1, 3, 128, 128)  # even: every strided conv pads (b, b + 1)
     prepare_for_deploy(model, shape)

@@ -1,7 +1,6 @@
 """The deploy tools end to end on a tiny shapes set: evaluate, quantize,
 draw; and the evaluation's wiring checked against the ground truth."""
 
-import importlib.util
 import json
 import os.path as osp
 
@@ -9,21 +8,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from helpers import QUICKSTART, load_file
 from mmdet_efficientdet.datasets import make_shapes_dataset
 from mmdet_efficientdet.deploy.onnx_eval import evaluate_onnx
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
-)
-
-
-def load_tool(name: str):
-    path = osp.join(REPO, 'tools', 'deploy', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -86,21 +73,21 @@ def test_evaluation_scores_what_the_detector_returns(shapes):
 @pytest.mark.slow
 def test_tools_export_evaluate_quantize_draw(shapes, tmp_path, capsys):
     model = str(tmp_path / 'qs.onnx')
-    export = load_tool('export_onnx')
+    export = load_file('tools/deploy/export_onnx.py')
     code = export.main(
         [QUICKSTART, '--out', model, '--size', '128', '--deploy', '--nms']
     )
     assert code == 0
     options = ['--cfg-options', *data_options(shapes)]
     metrics = str(tmp_path / 'metrics.json')
-    tool = load_tool('test_onnx')
+    tool = load_file('tools/deploy/test_onnx.py')
     assert tool.main([QUICKSTART, model, '--json', metrics, *options]) == 0
     with open(metrics) as f:
         result = json.load(f)
     assert 0 <= result['coco/bbox_mAP'] <= 1 and result['ms_per_image'] > 0
 
     int8 = str(tmp_path / 'qs_int8.onnx')
-    quantize = load_tool('quantize_onnx')
+    quantize = load_file('tools/deploy/quantize_onnx.py')
     args = [QUICKSTART, model, '--out', int8, '--calib', '2', '--eval']
     args += ['--reps', '2', '--threads', '1', *options]
     assert quantize.main(args) == 0
@@ -110,14 +97,14 @@ def test_tools_export_evaluate_quantize_draw(shapes, tmp_path, capsys):
 
     image = osp.join(shapes, 'val', '00001.png')
     drawn = str(tmp_path / 'drawn.jpg')
-    demo = load_tool('ort_demo')
+    demo = load_file('tools/deploy/ort_demo.py')
     assert demo.main([image, int8, '--out', drawn, '--score-thr', '0']) == 0
     assert osp.isfile(drawn)
     assert 'detections drawn to' in capsys.readouterr().out
 
 
 def test_compare_pairs_tied_detections_in_either_order():
-    pair = load_tool('compare_onnx').pair_detections
+    pair = load_file('tools/deploy/compare_onnx.py').pair_detections
     boxes = np.array([[0, 0, 0.5, 0.5], [0.2, 0.2, 0.4, 0.4], [0, 0, 1, 1]])
     ref = boxes, np.array([0.9, 0.3, 0.3]), np.array([0, 1, 2])
     swapped = boxes[[0, 2, 1]], np.array([0.9, 0.3, 0.3]), np.array([0, 2, 1])

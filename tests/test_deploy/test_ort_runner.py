@@ -1,8 +1,5 @@
 """The onnxruntime runner and NMS in the graph give mmdet's predictions."""
 
-import copy
-import importlib.util
-import os.path as osp
 import subprocess
 import sys
 
@@ -11,70 +8,18 @@ import pytest
 import torch
 from mmdet.apis import inference_detector, init_detector
 
-from mmdet_efficientdet.deploy import prepare_for_deploy
+from helpers import (
+    ORT_RUNNER,
+    coco_config,
+    export_for_runner,
+    load_runner,
+    smooth_image,
+    with_effdet_weights,
+)
 from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
     export_onnx,
-    nms_settings,
 )
-from mmdet_efficientdet.deploy.onnx_meta import deploy_metadata
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-RUNNER = osp.join(REPO, 'mmdet_efficientdet', 'deploy', 'ort_runner.py')
-
-
-def load_file(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_runner():
-    """The runner as a file of its own, as it is copied to a device."""
-    return load_file('ort_runner', RUNNER)
-
-
-_export_tests = load_file(
-    'test_onnx_export', osp.join(osp.dirname(__file__), 'test_onnx_export.py')
-)
-config = _export_tests.config
-with_effdet_weights = _export_tests.with_effdet_weights
-
-
-def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A BGR uint8 image with structure at several scales."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    img = np.zeros((height, width, 3), np.float32)
-    for cells in (4, 16, 64):
-        noise = rng.random((cells, cells, 3), dtype=np.float32)
-        img += cv2.resize(noise, (width, height)) / 3
-    return (img * 255).clip(0, 255).astype(np.uint8)
-
-
-def export(
-    model, tmp_path, outputs: str, deploy: bool = True, batch: int = 1
-) -> str:
-    size = model.cfg.efficientdet['image_size']
-    shape = (batch, 3, size, size)
-    nms = nms_settings(model.bbox_head.test_cfg)
-    net = copy.deepcopy(model)
-    if deploy:
-        prepare_for_deploy(net, shape)
-    wrapper = DetectorExport(
-        net,
-        shape,
-        decode=True,
-        nms=nms if outputs == 'detections' else None,
-    )
-    meta = deploy_metadata(model.cfg, shape, outputs, nms)
-    return export_onnx(
-        wrapper.eval(),
-        str(tmp_path / f'{outputs}_{batch}.onnx'),
-        metadata=meta,
-    )
 
 
 def assert_same_detections(got, ref, image_size: int) -> None:
@@ -90,7 +35,7 @@ def assert_same_detections(got, ref, image_size: int) -> None:
 @pytest.mark.parametrize('variant', ['lite0', 'd0'])
 def test_runner_equals_mmdet_predict(tmp_path, variant):
     torch.manual_seed(0)
-    model = init_detector(config(variant), None, device='cpu')
+    model = init_detector(coco_config(variant), None, device='cpu')
     size = model.cfg.efficientdet['image_size']
     with_effdet_weights(model, variant, size)
     model.eval()
@@ -100,20 +45,22 @@ def test_runner_equals_mmdet_predict(tmp_path, variant):
     assert float(ref.scores[0] - ref.scores[-1]) > 0.1
     runner = load_runner()
     for outputs in ('detections', 'decoded'):
-        detector = runner.OrtDetector(export(model, tmp_path, outputs), 1)
+        detector = runner.OrtDetector(
+            export_for_runner(model, tmp_path, outputs), 1
+        )
         assert_same_detections(detector(image), ref, max(image.shape))
 
 
 @pytest.mark.slow
 def test_nms_graph_batch_equals_mmdet_predict(tmp_path):
     torch.manual_seed(0)
-    model = init_detector(config('lite0'), None, device='cpu')
+    model = init_detector(coco_config('lite0'), None, device='cpu')
     size = model.cfg.efficientdet['image_size']
     with_effdet_weights(model, 'lite0', size)
     model.eval()
     images = [smooth_image(300, 420, seed=1), smooth_image(500, 260, seed=2)]
     runner = load_runner()
-    path = export(model, tmp_path, 'detections', batch=2)
+    path = export_for_runner(model, tmp_path, 'detections', batch=2)
     detector = runner.OrtDetector(path, 1)
     inputs = [detector.preprocess(image) for image in images]
     dets, scores, labels, num = detector.session.run(
@@ -134,7 +81,7 @@ def test_nms_graph_batch_equals_mmdet_predict(tmp_path):
 def test_runner_imports_no_torch():
     code = (
         'import importlib.util, sys\n'
-        f'spec = importlib.util.spec_from_file_location("r", {RUNNER!r})\n'
+        f'spec = importlib.util.spec_from_file_location("r", {ORT_RUNNER!r})\n'
         'spec.loader.exec_module(importlib.util.module_from_spec(spec))\n'
         'assert "torch" not in sys.modules, "torch imported"\n'
         'assert "mmdet" not in sys.modules, "mmdet imported"\n'
@@ -161,9 +108,11 @@ def test_read_image_converts_channels():
 def small_export(tmp_path_factory):
     """Lite0 at 128 with NMS in the graph (random weights)."""
     torch.manual_seed(0)
-    model = init_detector(config('lite0'), None, device='cpu')
+    model = init_detector(coco_config('lite0'), None, device='cpu')
     model.cfg.efficientdet['image_size'] = 128
-    return export(model, tmp_path_factory.mktemp('small'), 'detections')
+    return export_for_runner(
+        model, tmp_path_factory.mktemp('small'), 'detections'
+    )
 
 
 @pytest.mark.slow
@@ -213,7 +162,7 @@ def test_runner_rejects_other_files(tmp_path):
 @pytest.mark.slow
 def test_runner_rejects_export_without_metadata(tmp_path):
     torch.manual_seed(0)
-    model = init_detector(config('lite0'), None, device='cpu')
+    model = init_detector(coco_config('lite0'), None, device='cpu')
     shape = (1, 3, 64, 64)
     wrapper = DetectorExport(model, shape, decode=True).eval()
     path = export_onnx(wrapper, str(tmp_path / 'plain.onnx'))

@@ -1,18 +1,13 @@
 """InputSizeCheckHook: a dataloader assigned after scaled_config brings
 back the parent's sizes; the run is refused with each transform named."""
 
-import os.path as osp
 from types import SimpleNamespace
 
 import pytest
 from mmengine.config import Config
 
+from helpers import QUICKSTART
 from mmdet_efficientdet.engine import InputSizeCheckHook, input_size_problems
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
-)
 
 # the trap: scaled_config's dataloaders replaced by a merge with the
 # quickstart's 256 px ones

@@ -11,15 +11,10 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from helpers import QUICKSTART, REPO, coco_config
 from mmdet_efficientdet.datasets import SHAPES_CLASSES, make_shapes_dataset
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
-)
-D0 = osp.join(
-    REPO, 'configs', 'efficientdet', 'efficientdet_d0_8xb16-300e_coco.py'
-)
+D0 = coco_config('d0')
 D7 = osp.join(
     REPO, 'configs', 'efficientdet', 'efficientdet_d7_8xb16-600e_coco.py'
 )

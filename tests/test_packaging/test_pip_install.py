@@ -15,9 +15,10 @@ import sys
 import pytest
 import torch
 
+from helpers import REPO
+
 pytestmark = pytest.mark.slow
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CHECKS = """
 import os.path as osp, sys

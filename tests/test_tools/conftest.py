@@ -6,12 +6,8 @@ import sys
 
 import pytest
 
+from helpers import QUICKSTART, REPO
 from mmdet_efficientdet.datasets import make_shapes_dataset
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART = osp.join(
-    REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
-)
 
 TINY = """
 _base_ = {quickstart!r}

@@ -1,16 +1,14 @@
 """tools/analysis/benchmark.py runs every measure and compares with effdet."""
 
 import json
-import os.path as osp
 
 import pytest
 
+from helpers import coco_config
+
 pytestmark = pytest.mark.slow  # runs the benchmark tool
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-LITE0 = osp.join(
-    REPO, 'configs', 'efficientdet', 'efficientdet_lite0_8xb16-300e_coco.py'
-)
+LITE0 = coco_config('lite0')
 
 
 def test_benchmark_vs_effdet_all_rows(run_tool, tmp_path):

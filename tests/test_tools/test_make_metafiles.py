@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import REPO
 
 
 def indexed_models():

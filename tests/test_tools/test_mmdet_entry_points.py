@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import mmdet_efficientdet  # noqa: F401  (weights-only allow-list here too)
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,6 @@ json.dump(dict(
 """
 
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # every path runs images one at a time on one thread, as the APIs do, so
 # that near-tied scores of a barely trained model come out the same
 ONE_BY_ONE = ('--cfg-options', 'test_dataloader.batch_size=1')

@@ -1,15 +1,13 @@
 """tools/analysis/scale_to_budget.py as a user runs it."""
 
-import importlib.util
-import os.path as osp
 import re
 
 import pytest
 from mmengine.config import Config
 
+from helpers import load_file
 from mmdet_efficientdet.analysis.complexity import count, input_size
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'tools/analysis/scale_to_budget.py'
 
 
@@ -63,15 +61,7 @@ def test_latency_and_memory_budgets(tmp_path, run_tool):
     assert Config.fromfile(out).efficientdet.name == 'd0'
 
 
-def _load_tool():
-    path = osp.join(REPO, TOOL)
-    spec = importlib.util.spec_from_file_location('scale_to_budget', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_file(TOOL)
 
 
 def _fails(capsys, *args):

@@ -9,6 +9,7 @@ import cv2
 import pytest
 import torch
 
+from helpers import REPO
 from mmdet_efficientdet.engine import CPUAmpOptimWrapper
 
 pytestmark = pytest.mark.slow  # trains, runs tools
@@ -16,7 +17,6 @@ pytestmark = pytest.mark.slow  # trains, runs tools
 
 def test_dist_train_two_processes_on_cpu(tiny_config, tmp_path):
     work = str(tmp_path / 'dist')
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     out = subprocess.run(
         [
             'bash',
@@ -30,7 +30,7 @@ def test_dist_train_two_processes_on_cpu(tiny_config, tmp_path):
             'train_cfg.max_epochs=1',
             'auto_scale_lr.base_batch_size=16',
         ],
-        cwd=repo,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
@@ -122,10 +122,9 @@ def test_demo_draws_detections(
 def test_train_tool_names_a_missing_config(run_tool, tmp_path):
     import sys
 
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', str(tmp_path / 'nope.py')],
-        cwd=repo,
+        cwd=REPO,
         capture_output=True,
         text=True,
     )
