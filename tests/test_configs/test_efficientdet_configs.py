@@ -306,7 +306,7 @@ def test_analysis_tool(tmp_path):
 def test_former_quickstart_name_is_an_alias():
     """Users' configs inherit the quickstart under its first name."""
     former = osp.join(
-        REPO, 'configs', 'quickstart', 'efficientdet_lite0_1xb8-12e_shapes.py'
+        REPO, 'configs', 'quickstart', 'efficientdet-lite0_1xb8-12e_shapes.py'
     )
     assert Config.fromfile(former).to_dict() == (
         Config.fromfile(QUICKSTART).to_dict()
