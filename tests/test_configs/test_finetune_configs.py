@@ -1,5 +1,6 @@
 """The fine-tuning family (configs/finetune/): every variant at its own
-input size and ImageNet weights, the official rate scaled to its batch."""
+input size and ImageNet weights, the official rate scaled to its batch,
+BiFPN and head batch norms at momentum 0.1."""
 
 import glob
 import os.path as osp
@@ -11,9 +12,8 @@ from helpers import REPO
 from mmdet_efficientdet.scaling import OFFICIAL, get_spec
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'finetune', '*.py')))
-# the quickstart's rate per image (docs/own_data.md: measured against
-# the official 0.08 / 64 on the photo-objects set)
-LR_PER_IMAGE = 0.04 / 8
+# the official rate per image
+LR_PER_IMAGE = 0.08 / 64
 
 
 def variant_batch(path):
@@ -48,7 +48,12 @@ def test_variant_size_weights_and_rate(path):
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
         LR_PER_IMAGE * batch
     )
-    assert cfg.optim_wrapper.clip_grad is None
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=10.0, norm_type=2)
+    # short runs: the new layers' statistics follow their weights; the
+    # pretrained backbone's keep TF's momentum
+    assert cfg.model.neck.norm_cfg.momentum == 0.1
+    assert cfg.model.bbox_head.norm_cfg.momentum == 0.1
+    assert cfg.model.backbone.norm_cfg.momentum == 0.01
     assert cfg.model.bbox_head.num_classes == len(cfg.metainfo.classes)
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert {'NumClassCheckHook', 'CheckFiniteHook'} <= set(hooks)
