@@ -1,6 +1,6 @@
 """The fine-tuning family (configs/finetune/): every variant at its own
 input size and ImageNet weights, the official rate scaled to its batch,
-BiFPN and head batch norms at momentum 0.1."""
+BiFPN and head batch norms at momentum 0.1, L1 box loss."""
 
 import glob
 import os.path as osp
@@ -54,6 +54,9 @@ def test_variant_size_weights_and_rate(path):
     assert cfg.model.neck.norm_cfg.momentum == 0.1
     assert cfg.model.bbox_head.norm_cfg.momentum == 0.1
     assert cfg.model.backbone.norm_cfg.momentum == 0.01
+    assert cfg.model.bbox_head.loss_bbox == dict(
+        type='L1Loss', loss_weight=1.25
+    )
     assert cfg.model.bbox_head.num_classes == len(cfg.metainfo.classes)
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert {'NumClassCheckHook', 'CheckFiniteHook'} <= set(hooks)
