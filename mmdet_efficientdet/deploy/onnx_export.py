@@ -23,7 +23,9 @@ change): computed from traced shapes, it would not be static; its
 asymmetric case is then written as ONNX ``Conv`` pads
 (:func:`~.onnx_padding.asymmetric_conv_padding`), and weighted BiFPN
 fusion and squeeze-excitation in forms that onnxruntime's CPU layout
-keeps (:func:`~.onnx_layout.nchwc_friendly`; same numbers).
+keeps (:func:`~.onnx_layout.nchwc_friendly`; same numbers); after the
+export, the BiFPN's upsampling gets constant scales
+(:func:`~.onnx_resize.static_resize`; same numbers).
 """
 
 import os
@@ -38,6 +40,7 @@ from torch import Tensor
 from .onnx_layout import nchwc_friendly
 from .onnx_nms import detections
 from .onnx_padding import asymmetric_conv_padding
+from .onnx_resize import static_resize
 from .static_padding import static_same_padding
 
 DEFAULT_OPSET = 17
@@ -216,13 +219,13 @@ def export_onnx(
             opset_version=opset,
             dynamo=False,
         )
-    if metadata:
-        import onnx
+    import onnx
 
-        model = onnx.load(path)
-        for key, value in metadata.items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.save(model, path)
+    model = onnx.load(path)
+    static_resize(model)
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, path)
     return path
 
 

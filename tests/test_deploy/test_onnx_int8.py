@@ -17,7 +17,9 @@ from helpers import (
     smooth_image,
     with_effdet_weights,
 )
+from mmdet_efficientdet.deploy.onnx_layout import ConvReLU6
 from mmdet_efficientdet.deploy.onnx_quantize import (
+    clip_relu6,
     quantize_int8,
     untie_initializers,
 )
@@ -67,6 +69,36 @@ def test_untie_initializers_copies_shared_weights():
     inits = {init.name for init in model.graph.initializer}
     assert len(set(names)) == len(names) == 6 and set(names) <= inits
     np.testing.assert_array_equal(run(model, x), expected)
+
+
+def test_clip_relu6_puts_the_clip_back(tmp_path):
+    class TwoReLU6(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = ConvReLU6(4), ConvReLU6(4)
+            self.conv = torch.nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return self.b(self.conv(self.a(x)))
+
+    path = str(tmp_path / 'relu6.onnx')
+    torch.onnx.export(
+        TwoReLU6(),
+        (torch.zeros(1, 4, 3, 3),),
+        path,
+        input_names=['x'],
+        opset_version=17,
+        dynamo=False,
+    )
+    model = onnx.load(path)
+    x = 10 * np.random.default_rng(1).standard_normal((1, 4, 3, 3))
+    x = x.astype(np.float32)
+    expected = run(model, x)
+    untie_initializers(model)
+    assert clip_relu6(model) == 2
+    assert [n.op_type for n in model.graph.node] == ['Clip', 'Conv', 'Clip']
+    onnx.checker.check_model(model)
+    np.testing.assert_allclose(run(model, x), expected, atol=1e-5)
 
 
 @pytest.mark.slow

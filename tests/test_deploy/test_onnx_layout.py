@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmdet.apis import init_detector
 from mmdet.models.layers import SELayer
 from onnx import TensorProto, helper, numpy_helper, shape_inference
@@ -22,6 +23,7 @@ from mmdet_efficientdet.deploy.onnx_export import (
 )
 from mmdet_efficientdet.deploy.onnx_layout import (
     BroadcastSE,
+    ConvReLU6,
     ConvWeightedSum,
     fusion_weights,
     nchwc_friendly,
@@ -63,7 +65,7 @@ def test_nchwc_friendly_leaves_sum_fusion():
             self.se = SELayer(8, ratio=4)
 
     node = Node()
-    assert nchwc_friendly(node) == dict(fusion=0, se=1)
+    assert nchwc_friendly(node) == dict(fusion=0, se=1, relu6=0)
     assert isinstance(node.sum, FeatureFusion)
     assert isinstance(node.se, BroadcastSE)
 
@@ -149,6 +151,53 @@ def test_d0_export_keeps_products_elementwise(tmp_path):
     for mul in muls:
         assert not set(mul.input) & constants, mul.name
         assert shapes[mul.input[0]] == shapes[mul.input[1]], mul.name
+
+    images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference._forward(images)
+        got = model._forward(images)
+    for ours, theirs in zip(got, expected):
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    diffs = compare_with_onnxruntime(wrapper, path, images)
+    assert max(diffs.values()) <= 1e-4, diffs
+
+
+def test_conv_relu6_equals_relu6():
+    x = torch.linspace(-50, 50, 100_001).view(1, 1, -1, 1).repeat(1, 3, 1, 1)
+    got = ConvReLU6(3)(x)
+    torch.testing.assert_close(got, F.relu6(x), atol=2.4e-7, rtol=0)
+    assert got.min() == 0 and got.max() == 6
+
+
+@pytest.mark.slow  # exports ONNX
+def test_lite0_export_leaves_no_relu6_to_reorder(tmp_path):
+    """Lite0 at 320 (levels 40 ... 5, 3: one odd upsampling per layer):
+    every ReLU6 follows a conv, every resize has constant scales, and the
+    outputs are the model's."""
+    torch.manual_seed(0)
+    model = init_detector(coco_config('lite0'), None, device='cpu')
+    with_effdet_weights(model, 'lite0', 320)
+    shape = (1, 3, 320, 320)
+    prepare_for_deploy(model, shape)
+    reference = copy.deepcopy(model)
+    wrapper = DetectorExport(model, shape).eval()
+    relu6 = [m for m in model.modules() if isinstance(m, ConvReLU6)]
+    assert len(relu6) == 24  # 8 nodes x 3 layers
+    path = export_onnx(wrapper, str(tmp_path / 'lite0.onnx'))
+
+    graph = onnx.load(path).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    clips = [n for n in graph.node if n.op_type == 'Clip']
+    assert clips
+    for clip in clips:
+        assert producer[clip.input[0]].op_type == 'Conv', clip.name
+    initializers = {init.name for init in graph.initializer}
+    resizes = [n for n in graph.node if n.op_type == 'Resize']
+    assert len(resizes) == 12
+    for resize in resizes:
+        assert resize.input[2] in initializers, resize.name
+    assert sum(n.op_type == 'Slice' for n in graph.node) == 3
 
     images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
