@@ -44,6 +44,7 @@ def time_interleaved(
     reps: int,
     warmup: int = 2,
     device: Device = 'cpu',
+    settle: float = 0.0,
 ) -> Dict[str, List[float]]:
     """Seconds per call of each function, repetitions interleaved.
 
@@ -52,12 +53,20 @@ def time_interleaved(
         reps (int): Timed repetitions of each function.
         warmup (int): Untimed repetitions of each function first.
         device: Device synchronised around every call.
+        settle (float): Seconds of idle before each timed call, so that
+            the thread pool of the call before has gone to sleep: after a
+            parallel region PyTorch's OpenMP workers spin for a few
+            milliseconds, and a runtime with its own pool (onnxruntime)
+            timed right after shares the cores with them.
 
     Returns:
         dict: Name -> list of ``reps`` durations in seconds.
     """
-    if reps < 1 or warmup < 0:
-        raise ValueError(f'need reps >= 1, warmup >= 0; got {reps}, {warmup}')
+    if reps < 1 or warmup < 0 or settle < 0:
+        raise ValueError(
+            'need reps >= 1, warmup >= 0, settle >= 0; got '
+            f'{reps}, {warmup}, {settle}'
+        )
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -65,6 +74,8 @@ def time_interleaved(
     times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             fn()
             synchronize(device)

@@ -5,7 +5,8 @@ side by side with the equivalent effdet model.
         [--device cpu|cuda:0] [--dtype fp32|fp16] [--size S] [--batch 8]
         [--reps 20] [--warmup 3] [--deploy] [--compile] [--onnx]
         [--vs-effdet [NAME]] [--train-batch 4] [--threads N]
-        [--ort-spinning in-run|always|off] [--json OUT.json]
+        [--ort-spinning in-run|always|off] [--settle-ms MS]
+        [--json OUT.json]
 
 Measures, at the config's input size (``efficientdet.image_size``):
 
@@ -23,9 +24,13 @@ Measures, at the config's input size (``efficientdet.image_size``):
 
 Every figure is the median over ``--reps`` repetitions; the compared
 models run interleaved (ours, ours deployed, effdet, ours, ...), after
-``--warmup`` untimed repetitions each. Peak memory is the process's
-resident-set high-water mark above its level before the call on the CPU,
-``torch.cuda.max_memory_allocated`` on a GPU
+``--warmup`` untimed repetitions each, each timed call after
+``--settle-ms`` idle milliseconds (default 10): PyTorch's OpenMP workers
+spin for a few milliseconds after each call, and onnxruntime's Lite0
+timed right after a PyTorch conv took 16.0 ms, 13.5 ms after a 5 ms pause
+(PyTorch timed right after onnxruntime: unchanged). Peak memory is the
+process's resident-set high-water mark above its level before the call on
+the CPU, ``torch.cuda.max_memory_allocated`` on a GPU
 (``mmdet_efficientdet.analysis.measure``).
 
 ``--deploy`` adds two copies of the model rewritten by
@@ -135,10 +140,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="onnxruntime's idle threads: spin during a call only "
         '(default), always (its own default) or never',
     )
+    parser.add_argument(
+        '--settle-ms',
+        type=float,
+        default=10.0,
+        help='idle milliseconds before each timed call (default 10), so '
+        'that the call before leaves no thread spinning on the cores',
+    )
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args(argv)
     if args.reps < 1 or args.warmup < 0 or args.batch < 1:
         parser.error('need --reps >= 1, --warmup >= 0 and --batch >= 1')
+    if args.settle_ms < 0:
+        parser.error('need --settle-ms >= 0')
     if args.dtype == 'fp16' and not args.device.startswith('cuda'):
         parser.error('--dtype fp16 needs a CUDA device')
     if args.onnx and (args.device != 'cpu' or args.dtype != 'fp32'):
@@ -176,7 +190,9 @@ def time_rows(
     args: argparse.Namespace,
     batch: int,
 ) -> None:
-    times = time_interleaved(fns, args.reps, args.warmup, args.device)
+    times = time_interleaved(
+        fns, args.reps, args.warmup, args.device, args.settle_ms / 1000
+    )
     if batch == 1:
         row = Row(f'{name} latency, batch 1', 'ms')
         row.values = {k: median_ms(v) for k, v in times.items()}
