@@ -126,3 +126,43 @@ def export_for_runner(
         str(tmp_path / f'{outputs}_{batch}.onnx'),
         metadata=meta,
     )
+
+
+def deployed_with_effdet_weights(variant: str, size: int):
+    """``(model, reference)``: the COCO config of ``variant`` with effdet's
+    initialisation (:func:`with_effdet_weights`), prepared for deployment
+    at ``size``, and a copy of it that the export's rewrites leave as
+    it is."""
+    import copy
+
+    import torch
+    from mmdet.apis import init_detector
+
+    from mmdet_efficientdet.deploy import prepare_for_deploy
+
+    torch.manual_seed(0)
+    model = init_detector(coco_config(variant), None, device='cpu')
+    with_effdet_weights(model, variant, size)
+    prepare_for_deploy(model, (1, 3, size, size))
+    return model, copy.deepcopy(model)
+
+
+def assert_export_keeps_outputs(reference, wrapper, path: str) -> None:
+    """The exported ``wrapper`` (a ``DetectorExport`` of a rewritten copy
+    of ``reference``) computes ``reference``'s outputs, in PyTorch to
+    1e-5 and in onnxruntime from ``path`` to 1e-4."""
+    import torch
+
+    from mmdet_efficientdet.deploy.onnx_export import compare_with_onnxruntime
+
+    images = torch.randn(
+        wrapper.input_shape, generator=torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        expected = reference._forward(images)
+        got = wrapper.detector._forward(images)
+    for ours, theirs in zip(got, expected):
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    diffs = compare_with_onnxruntime(wrapper, path, images)
+    assert max(diffs.values()) <= 1e-4, diffs

@@ -1,8 +1,6 @@
 """Layout rewrites for onnxruntime: same numbers, no Mul by a constant and
 no broadcast Mul left in the exported network."""
 
-import copy
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -10,15 +8,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.apis import init_detector
 from mmdet.models.layers import SELayer
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-from helpers import coco_config, with_effdet_weights
-from mmdet_efficientdet.deploy import prepare_for_deploy
+from helpers import assert_export_keeps_outputs, deployed_with_effdet_weights
 from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
-    compare_with_onnxruntime,
     export_onnx,
 )
 from mmdet_efficientdet.deploy.onnx_layout import (
@@ -122,13 +117,8 @@ def test_broadcast_gates_drops_the_repeat():
 
 @pytest.mark.slow  # exports ONNX
 def test_d0_export_keeps_products_elementwise(tmp_path):
-    torch.manual_seed(0)
-    model = init_detector(coco_config('d0'), None, device='cpu')
-    with_effdet_weights(model, 'd0', 128)
-    shape = (1, 3, 128, 128)
-    prepare_for_deploy(model, shape)
-    reference = copy.deepcopy(model)
-    wrapper = DetectorExport(model, shape).eval()
+    model, reference = deployed_with_effdet_weights('d0', 128)
+    wrapper = DetectorExport(model, (1, 3, 128, 128)).eval()
     path = export_onnx(wrapper, str(tmp_path / 'd0.onnx'))
 
     inferred = shape_inference.infer_shapes(onnx.load(path)).graph
@@ -152,15 +142,7 @@ def test_d0_export_keeps_products_elementwise(tmp_path):
         assert not set(mul.input) & constants, mul.name
         assert shapes[mul.input[0]] == shapes[mul.input[1]], mul.name
 
-    images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = reference._forward(images)
-        got = model._forward(images)
-    for ours, theirs in zip(got, expected):
-        for a, b in zip(ours, theirs):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    diffs = compare_with_onnxruntime(wrapper, path, images)
-    assert max(diffs.values()) <= 1e-4, diffs
+    assert_export_keeps_outputs(reference, wrapper, path)
 
 
 def test_conv_relu6_equals_relu6():
@@ -175,13 +157,8 @@ def test_lite0_export_leaves_no_relu6_to_reorder(tmp_path):
     """Lite0 at 320 (levels 40 ... 5, 3: one odd upsampling per layer):
     every ReLU6 follows a conv, every resize has constant scales, and the
     outputs are the model's."""
-    torch.manual_seed(0)
-    model = init_detector(coco_config('lite0'), None, device='cpu')
-    with_effdet_weights(model, 'lite0', 320)
-    shape = (1, 3, 320, 320)
-    prepare_for_deploy(model, shape)
-    reference = copy.deepcopy(model)
-    wrapper = DetectorExport(model, shape).eval()
+    model, reference = deployed_with_effdet_weights('lite0', 320)
+    wrapper = DetectorExport(model, (1, 3, 320, 320)).eval()
     relu6 = [m for m in model.modules() if isinstance(m, ConvReLU6)]
     assert len(relu6) == 24  # 8 nodes x 3 layers
     path = export_onnx(wrapper, str(tmp_path / 'lite0.onnx'))
@@ -199,12 +176,4 @@ def test_lite0_export_leaves_no_relu6_to_reorder(tmp_path):
         assert resize.input[2] in initializers, resize.name
     assert sum(n.op_type == 'Slice' for n in graph.node) == 3
 
-    images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = reference._forward(images)
-        got = model._forward(images)
-    for ours, theirs in zip(got, expected):
-        for a, b in zip(ours, theirs):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    diffs = compare_with_onnxruntime(wrapper, path, images)
-    assert max(diffs.values()) <= 1e-4, diffs
+    assert_export_keeps_outputs(reference, wrapper, path)

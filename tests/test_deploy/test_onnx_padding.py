@@ -1,18 +1,14 @@
 """Asymmetric SAME padding exported as ONNX Conv pads, not conv + Slice."""
 
-import copy
-
 import onnx
 import pytest
 import torch
 import torch.nn as nn
-from mmdet.apis import init_detector
 
-from helpers import coco_config, with_effdet_weights
-from mmdet_efficientdet.deploy import prepare_for_deploy, static_same_padding
+from helpers import assert_export_keeps_outputs, deployed_with_effdet_weights
+from mmdet_efficientdet.deploy import static_same_padding
 from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
-    compare_with_onnxruntime,
     export_onnx,
 )
 from mmdet_efficientdet.deploy.onnx_padding import (
@@ -63,14 +59,10 @@ def network_slices(graph: onnx.GraphProto) -> list:
 
 @pytest.mark.slow  # exports ONNX
 def test_strided_convs_export_without_slice(tmp_path):
-    torch.manual_seed(0)
-    model = init_detector(coco_config('lite0'), None, device='cpu')
-    with_effdet_weights(model, 'lite0', 128)
-    shape = (1, 3, 128, 128)  # even: every strided conv pads (b, b + 1)
-    prepare_for_deploy(model, shape)
-    reference = copy.deepcopy(model)
+    # even: every strided conv pads (b, b + 1)
+    model, reference = deployed_with_effdet_weights('lite0', 128)
     assert any(isinstance(m, CropStart) for m in reference.modules())
-    wrapper = DetectorExport(model, shape).eval()
+    wrapper = DetectorExport(model, (1, 3, 128, 128)).eval()
     assert not any(isinstance(m, CropStart) for m in model.modules())
     path = export_onnx(wrapper, str(tmp_path / 'lite0.onnx'))
 
@@ -85,12 +77,4 @@ def test_strided_convs_export_without_slice(tmp_path):
     ]
     assert (0, 0, 1, 1) in pads  # the stem: 3x3, stride 2
 
-    images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = reference._forward(images)
-        got = model._forward(images)
-    for ours, theirs in zip(got, expected):
-        for a, b in zip(ours, theirs):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    diffs = compare_with_onnxruntime(wrapper, path, images)
-    assert max(diffs.values()) <= 1e-4, diffs
+    assert_export_keeps_outputs(reference, wrapper, path)
