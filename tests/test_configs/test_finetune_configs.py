@@ -55,7 +55,7 @@ def test_variant_size_weights_and_rate(path):
     assert cfg.model.bbox_head.norm_cfg.momentum == 0.1
     assert cfg.model.backbone.norm_cfg.momentum == 0.01
     assert cfg.model.bbox_head.loss_bbox == dict(
-        type='L1Loss', loss_weight=1.25
+        type='L1Loss', loss_weight=5.0
     )
     assert cfg.model.bbox_head.num_classes == len(cfg.metainfo.classes)
     hooks = [h['type'] for h in cfg.custom_hooks]
