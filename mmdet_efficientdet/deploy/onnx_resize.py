@@ -7,8 +7,7 @@ The BiFPN upsamples a level to the exact size of the finer one
 folds those where it can and keeps a resize in its channel-blocked layout
 (see :mod:`.onnx_layout`) when it is by integer scales; the others - 3 to
 5 at Lite0's 320, where levels halve with ceiling - run in NCHW, with a
-reorder out of the blocked layout and one back in; onnxruntime's int8
-graph keeps them all as run-time sizes.
+reorder out of the blocked layout and one back in.
 
 With the export's static input every size is known: :func:`static_resize`
 writes each such ``Resize`` as nearest by constant integer scales, and
