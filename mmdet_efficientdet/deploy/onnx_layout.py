@@ -25,9 +25,10 @@ by nearest upsampling before an elementwise ``Mul``, and the ReLU6 becomes
 ``relu(6 - relu(6 - x))``, each ``6 - x`` a 1x1 depthwise convolution
 (weight -1, bias 6) whose ReLU onnxruntime fuses into it (exact but for
 the rounding of ``6 - (6 - x)``, at most half a unit in the last place of
-6, 2.4e-7). Lite0@320: 24 of these ReLU6, 37 reorders out of the blocked
-layout and 24 back in before, 16 and 3 after; see
-``docs/deployment.md`` for the time. D0@512 on a CPU
+6, 2.4e-7). Lite0@320 has 24 of these ReLU6; with them and the upsampling
+(:mod:`.onnx_resize`) rewritten, onnxruntime's graph reorders 16 tensors
+out of the blocked layout and 3 back in instead of 37 and 24 (fp32
+-2.4% in paired runs, ``docs/deployment.md``). D0@512 on a CPU
 (onnxruntime 1.32, one thread, paired runs): -4.5% (gates -3.4%,
 fusion -1.3%); the exported graph keeps no reorder into or out of the
 blocked layout but for the outputs. In int8 the weighted sums gain
