@@ -22,7 +22,8 @@
 #   official balance; mmdet's RetinaNet weights its L1 on deltas scaled by
 #   1 / (0.1, 0.1, 0.2, 0.2), i.e. 5-10 on ours. Faces, 480 iterations:
 #   bbox mAP 0.661 against 0.583 (x 1.25), 0.556 (Huber), 0.646
-#   (RetinaNet).
+#   (RetinaNet) on the default draw of the set; on another draw RetinaNet
+#   leads (0.577 against 0.457; docs/own_data.md).
 # `_base_` stays the first statement (see the EfficientDet configs).
 _base_ = [
     '../_base_/plugin.py',
