@@ -134,7 +134,7 @@ class ConvReLU6(nn.Module):
         >>> ConvReLU6(1)(torch.tensor([-1.0, 3.0, 8.0]).view(1, 1, 3, 1))
         tensor([[[[0.],
                   [3.],
-                  [6.]]]])
+                  [6.]]]], grad_fn=<ReluBackward0>)
     """
 
     def __init__(self, channels: int) -> None:
