@@ -34,6 +34,8 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .onnx_resize import drop_unused
+
 # nodes of the network in an export of DetectorExport; the rest is the
 # flattening, decoding and NMS of the outputs
 NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
@@ -79,6 +81,15 @@ def untie_initializers(model) -> int:
     return made
 
 
+def _users(graph) -> dict:
+    """Tensor name -> the nodes that take it as an input."""
+    users: dict = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
 def broadcast_gates(model) -> int:
     """Feed each ``Mul`` of a map and a nearest ``Resize`` of a ``1 x 1``
     map to the map's size the ``1 x 1`` map itself (broadcast: the same
@@ -92,10 +103,7 @@ def broadcast_gates(model) -> int:
         info.name: [d.dim_value for d in info.type.tensor_type.shape.dim]
         for info in list(inferred.value_info) + list(inferred.input)
     }
-    users: dict = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
+    users = _users(graph)
     dropped = 0
     for node in list(graph.node):
         if node.op_type != 'Resize':
@@ -154,10 +162,7 @@ def clip_relu6(model) -> int:
 
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
-    users: dict = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
+    users = _users(graph)
 
     def only_user(node, op_type: str):
         after = users.get(node.output[0], [])
@@ -188,10 +193,7 @@ def clip_relu6(model) -> int:
             graph.initializer.append(
                 numpy_helper.from_array(np.array(value, np.float32), name)
             )
-        used = {name for node in graph.node for name in node.input}
-        for name, init in inits.items():
-            if name not in used:
-                graph.initializer.remove(init)
+        drop_unused(graph)
     return replaced
 
 

@@ -58,7 +58,9 @@ def _integer_scales(
     return scales
 
 
-def _drop_unused(graph) -> None:
+def drop_unused(graph) -> None:
+    """Remove, in place, the nodes and initializers of ``graph`` that no
+    graph output depends on."""
     outputs = {o.name for o in graph.output}
     while True:
         used = outputs | {name for node in graph.node for name in node.input}
@@ -139,5 +141,5 @@ def static_resize(model) -> int:
         rewritten += 1
     del graph.node[:]
     graph.node.extend(nodes)
-    _drop_unused(graph)
+    drop_unused(graph)
     return rewritten
