@@ -82,6 +82,11 @@ CASES = [
 ]
 
 
+def runs_a_tool(argv):
+    """Whether the command's words run a Python script of tools/."""
+    return argv[:1] == ['python'] and argv[1].startswith('tools/')
+
+
 def help_of(script):
     """``(returncode, stdout, stderr)`` of ``python script --help``."""
     out = subprocess.run(
@@ -102,7 +107,7 @@ def all_tool_helps():
         argv[1]
         for case in CASES
         for argv in [words(case.values[2])]
-        if argv[:1] == ['python'] and argv[1].startswith('tools/')
+        if runs_a_tool(argv)
     }
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(scripts, pool.map(help_of, scripts)))
@@ -147,7 +152,7 @@ def test_command_works_as_written(path, line, command, heredoc):
             timeout=300,
         )
         assert out.returncode == 0, f'{where}\n{out.stderr[-2000:]}'
-    elif argv[:1] == ['python'] and argv[1].startswith('tools/'):
+    elif runs_a_tool(argv):
         assert osp.isfile(osp.join(REPO, argv[1])), where
         known = tool_help(argv[1])
         for option in argv[2:]:
