@@ -22,9 +22,10 @@ two 1x1 depthwise convs costs int8 more than the ``Clip`` it replaced
 (Lite0: +3%), and :func:`clip_relu6` puts the ``Clip`` back.
 :func:`quantize_int8` then
 calibrates activation ranges on images and writes a QDQ model, weights
-int8 per channel, activations uint8; only the network is quantized, the
-post-processing (decoding, NMS) stays float. The file's metadata is kept,
-so the runner runs it as it runs the float model.
+int8 per channel, activations uint8; the network and the flattening of
+its outputs are quantized (one ``QLinearConcat`` and one dequantization
+per output), the post-processing (decoding, NMS) stays float. The file's
+metadata is kept, so the runner runs it as it runs the float model.
 """
 
 import copy
@@ -36,9 +37,10 @@ import numpy as np
 
 from .onnx_resize import drop_unused
 
-# nodes of the network in an export of DetectorExport; the rest is the
-# flattening, decoding and NMS of the outputs
-NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
+# the nodes quantized in an export of DetectorExport: the network and the
+# flattening of its outputs (``/flatten``, ``/flatten_1``); the rest -
+# decoding, NMS - stays float
+QUANTIZED_SCOPES = ('/backbone/', '/neck/', '/bbox_head/', '/flatten')
 WEIGHT_OPS = {'Conv': (1, 2), 'Gemm': (1, 2), 'MatMul': (1,)}
 
 
@@ -273,10 +275,10 @@ def quantize_int8(
     untie_initializers(model)  # first: clip_relu6 reads initializers
     clip_relu6(model)
     broadcast_gates(model)
-    post_processing = [
+    float_nodes = [
         node.name
         for node in model.graph.node
-        if not node.name.startswith(NETWORK_SCOPES)
+        if not node.name.startswith(QUANTIZED_SCOPES)
     ]
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)
@@ -294,7 +296,7 @@ def quantize_int8(
             per_channel=True,
             reduce_range=reduce_range,
             calibrate_method=methods[calibration],
-            nodes_to_exclude=post_processing,
+            nodes_to_exclude=float_nodes,
         )
 
     try:

@@ -24,7 +24,7 @@ from mmdet_efficientdet.deploy.onnx_layout import (
     nchwc_friendly,
 )
 from mmdet_efficientdet.deploy.onnx_quantize import (
-    NETWORK_SCOPES,
+    QUANTIZED_SCOPES,
     broadcast_gates,
 )
 from mmdet_efficientdet.models.necks.bifpn_layer import FeatureFusion
@@ -135,7 +135,7 @@ def test_d0_export_keeps_products_elementwise(tmp_path):
     muls = [
         node
         for node in inferred.node
-        if node.op_type == 'Mul' and node.name.startswith(NETWORK_SCOPES)
+        if node.op_type == 'Mul' and node.name.startswith(QUANTIZED_SCOPES)
     ]
     assert len(muls) >= 16  # swish and the 16 gates of B0
     for mul in muls:
