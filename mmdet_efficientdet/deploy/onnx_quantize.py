@@ -23,9 +23,11 @@ two 1x1 depthwise convs costs int8 more than the ``Clip`` it replaced
 :func:`quantize_int8` then
 calibrates activation ranges on images and writes a QDQ model, weights
 int8 per channel, activations uint8; the network and the flattening of
-its outputs are quantized (one ``QLinearConcat`` and one dequantization
-per output), the post-processing (decoding, NMS) stays float. The file's
-metadata is kept, so the runner runs it as it runs the float model.
+its outputs are quantized, the levels at the concat's scale
+(:func:`share_concat_scales`: the concat copies bytes, one dequantization
+per output follows), the post-processing (decoding, NMS) stays float.
+The file's metadata is kept, so the runner runs it as it runs the float
+model.
 """
 
 import copy
@@ -199,6 +201,62 @@ def clip_relu6(model) -> int:
     return replaced
 
 
+def share_concat_scales(model) -> int:
+    """Give each input of the output flattening's concats
+    (``/flatten...``) the concat's own quantization scale and zero point,
+    in place, in a QDQ model; return how many inputs changed.
+
+    The per-level prediction convs are calibrated one by one, and
+    onnxruntime's ``QLinearConcat`` requantizes every input whose scale is
+    not the output's: at the output's scale it copies bytes. The concat's
+    calibrated range spans its inputs', so each level is rounded once, to
+    the grid it was rounded to a second time before. The scale of a
+    tensor is shared, by name, by the quantize / dequantize pairs of the
+    reshapes and transposes that carry it to the concat; the initializers
+    are overwritten, not renamed.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    users = _users(graph)
+    changed = 0
+    for concat in graph.node:
+        if concat.op_type != 'Concat' or not concat.name.startswith(
+            '/flatten'
+        ):
+            continue
+        quantize = users.get(concat.output[0], [])
+        inputs = [producer.get(name) for name in concat.input]
+        if len(quantize) != 1 or quantize[0].op_type != 'QuantizeLinear':
+            continue  # not quantized (a shape concat)
+        if not all(
+            d is not None and d.op_type == 'DequantizeLinear' for d in inputs
+        ):
+            continue
+        target = [
+            numpy_helper.to_array(inits[n]) for n in quantize[0].input[1:3]
+        ]
+        for dequantize in inputs:
+            names = dequantize.input[1:3]
+            if all(
+                np.array_equal(numpy_helper.to_array(inits[name]), value)
+                for name, value in zip(names, target)
+            ):
+                continue
+            if not all(
+                user.op_type in ('QuantizeLinear', 'DequantizeLinear')
+                for name in names
+                for user in users[name]
+            ):
+                continue  # a scale that something else reads too
+            for name, value in zip(names, target):
+                inits[name].CopyFrom(numpy_helper.from_array(value, name))
+            changed += 1
+    return changed
+
+
 def _drop_constant(graph, name: str) -> None:
     for init in graph.initializer:
         if init.name == name:
@@ -320,6 +378,7 @@ def quantize_int8(
         os.remove(untied)
     # the quantizer writes a new model: put the runner's metadata back
     quantized = onnx.load(out_path)
+    share_concat_scales(quantized)
     del quantized.metadata_props[:]
     for prop in model.metadata_props:
         quantized.metadata_props.add(key=prop.key, value=prop.value)

@@ -21,6 +21,7 @@ from mmdet_efficientdet.deploy.onnx_layout import ConvReLU6
 from mmdet_efficientdet.deploy.onnx_quantize import (
     clip_relu6,
     quantize_int8,
+    share_concat_scales,
     untie_initializers,
 )
 
@@ -101,6 +102,67 @@ def test_clip_relu6_puts_the_clip_back(tmp_path):
     np.testing.assert_allclose(run(model, x), expected, atol=1e-5)
 
 
+def concat_qdq_graph(scales) -> onnx.ModelProto:
+    """Two uint8 maps, each through a quantized transpose, concatenated
+    as the export's output flattening is: ``scales`` of the maps and the
+    concat."""
+    inits = []
+    for i, scale in enumerate(scales):
+        inits.append(numpy_helper.from_array(np.float32(scale), f's{i}'))
+        inits.append(numpy_helper.from_array(np.uint8(128), f'z{i}'))
+    node = helper.make_node
+    nodes = []
+    for i in range(2):
+        q, z = f's{i}', f'z{i}'
+        nodes += [
+            node('QuantizeLinear', [f'x{i}', q, z], [f'q{i}']),
+            node('DequantizeLinear', [f'q{i}', q, z], [f'd{i}']),
+            node('Transpose', [f'd{i}'], [f't{i}'], perm=[1, 0]),
+            node('QuantizeLinear', [f't{i}', q, z], [f'tq{i}']),
+            node('DequantizeLinear', [f'tq{i}', q, z], [f'td{i}']),
+        ]
+    nodes += [
+        node('Concat', ['td0', 'td1'], ['c'], axis=0, name='/flatten/Concat'),
+        node('QuantizeLinear', ['c', 's2', 'z2'], ['cq']),
+        node('DequantizeLinear', ['cq', 's2', 'z2'], ['y']),
+    ]
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        nodes,
+        'concat',
+        [value(f'x{i}', TensorProto.FLOAT, [3, 2]) for i in range(2)],
+        [value('y', TensorProto.FLOAT, [4, 3])],
+        inits,
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]
+    )
+
+
+def test_share_concat_scales_rounds_each_level_once():
+    model = concat_qdq_graph([0.01, 0.02, 0.03])
+    assert share_concat_scales(model) == 2
+    scales = {
+        init.name: float(numpy_helper.to_array(init))
+        for init in model.graph.initializer
+        if init.name.startswith('s')
+    }
+    assert scales == pytest.approx({'s0': 0.03, 's1': 0.03, 's2': 0.03})
+    x = {
+        'x0': np.linspace(-3, 3, 6, dtype=np.float32).reshape(3, 2),
+        'x1': np.linspace(-1, 2, 6, dtype=np.float32).reshape(3, 2),
+    }
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=['CPUExecutionProvider']
+    )
+    expected = np.concatenate([x['x0'].T, x['x1'].T])
+    # one rounding to the concat's grid: within half a step
+    np.testing.assert_allclose(
+        session.run(None, x)[0], expected, atol=0.015 + 1e-6
+    )
+    assert share_concat_scales(model) == 0  # already shared
+
+
 @pytest.mark.slow
 def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
     torch.manual_seed(0)
@@ -144,6 +206,17 @@ def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
             for name in concat.input
         ), concat.name
         assert users[concat.output[0]] == ['QuantizeLinear'], concat.name
+        # at the concat's own scale, which makes it a copy
+        scales = {producer[name].input[1] for name in concat.input}
+        (quantize,) = [
+            node for node in graph.node if concat.output[0] in node.input
+        ]
+        values = {
+            float(numpy_helper.to_array(init))
+            for init in graph.initializer
+            if init.name in scales | {quantize.input[1]}
+        }
+        assert len(values) == 1, concat.name
     assert osp.getsize(int8) < 0.45 * osp.getsize(fp32)
 
     runner = load_runner()
