@@ -13,6 +13,9 @@ pytestmark = pytest.mark.slow
 
 from mmdet_efficientdet.datasets import CheckedCocoDataset  # noqa: E402
 from mmdet_efficientdet.datasets.photo_objects import (  # noqa: E402
+    BACKGROUNDS,
+    CLUTTER,
+    FACE_PHOTOS,
     IMAGE_SIZE,
     OBJECT_WIDTH,
     make_photo_objects,
@@ -39,6 +42,11 @@ def test_boxes_inside_images_of_the_stated_size(photo_root):
         assert 0 <= x and 0 <= y and x + w <= W and y + h <= H
         # rotated objects' boxes may grow past the drawn width
         assert OBJECT_WIDTH[0] * W * 0.7 <= w <= OBJECT_WIDTH[1] * W * 1.5
+
+
+def test_no_background_shows_a_face():
+    # an unlabelled face in a background is a missing label
+    assert not set(FACE_PHOTOS) & (set(BACKGROUNDS) | set(CLUTTER))
 
 
 def test_same_seed_same_images(photo_root, tmp_path):
