@@ -19,11 +19,11 @@
 #   mAP_75, where the official Huber (delta 0.1) is quadratic, and four
 #   times the official weight (L1 x 1.25 matches the Huber x 50 / 4 above
 #   0.1). In a few hundred iterations the boxes lag the classes at the
-#   official balance; mmdet's RetinaNet weights its L1 on deltas scaled by
-#   1 / (0.1, 0.1, 0.2, 0.2), i.e. 5-10 on ours. Faces, 480 iterations:
-#   bbox mAP 0.661 against 0.583 (x 1.25), 0.556 (Huber), 0.646
-#   (RetinaNet) on the default draw of the set; on another draw RetinaNet
-#   leads (0.577 against 0.457; docs/own_data.md).
+#   official balance. Faces (first version of the set), 480 iterations:
+#   bbox mAP 0.661 against 0.583 (x 1.25) and 0.556 (Huber). mmdet's
+#   RetinaNet (baseline/) still fits its boxes tighter, with L1 x 1 on
+#   the same deltas, and leads this config by 0.03-0.10 on the current
+#   set (docs/own_data.md, "What to expect").
 # `_base_` stays the first statement (see the EfficientDet configs).
 _base_ = [
     '../_base_/plugin.py',
