@@ -40,9 +40,10 @@ import numpy as np
 from .onnx_resize import drop_unused
 
 # the nodes quantized in an export of DetectorExport: the network and the
-# flattening of its outputs (``/flatten``, ``/flatten_1``); the rest -
-# decoding, NMS - stays float
-QUANTIZED_SCOPES = ('/backbone/', '/neck/', '/bbox_head/', '/flatten')
+# flattening of its outputs (its ``flatten`` module: ``/flatten``,
+# ``/flatten_1``); the rest - decoding, NMS - stays float
+FLATTEN_SCOPE = '/flatten'
+QUANTIZED_SCOPES = ('/backbone/', '/neck/', '/bbox_head/', FLATTEN_SCOPE)
 WEIGHT_OPS = {'Conv': (1, 2), 'Gemm': (1, 2), 'MatMul': (1,)}
 
 
@@ -224,7 +225,7 @@ def share_concat_scales(model) -> int:
     changed = 0
     for concat in graph.node:
         if concat.op_type != 'Concat' or not concat.name.startswith(
-            '/flatten'
+            FLATTEN_SCOPE
         ):
             continue
         quantize = users.get(concat.output[0], [])

@@ -19,6 +19,7 @@ from helpers import (
 )
 from mmdet_efficientdet.deploy.onnx_layout import ConvReLU6
 from mmdet_efficientdet.deploy.onnx_quantize import (
+    FLATTEN_SCOPE,
     clip_relu6,
     quantize_int8,
     share_concat_scales,
@@ -191,12 +192,12 @@ def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
     users = {}
     for node in graph.node:
         for name in node.input:
-            users.setdefault(name, []).append(node.op_type)
+            users.setdefault(name, []).append(node)
     concats = [  # of the levels (axis 1), not of reshape shapes (axis 0)
         node
         for node in graph.node
         if node.op_type == 'Concat'
-        and node.name.startswith('/flatten')
+        and node.name.startswith(FLATTEN_SCOPE)
         and onnx.helper.get_node_attr_value(node, 'axis') == 1
     ]
     assert len(concats) == 2
@@ -205,12 +206,10 @@ def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
             producer[name].op_type == 'DequantizeLinear'
             for name in concat.input
         ), concat.name
-        assert users[concat.output[0]] == ['QuantizeLinear'], concat.name
+        (quantize,) = users[concat.output[0]]
+        assert quantize.op_type == 'QuantizeLinear', concat.name
         # at the concat's own scale, which makes it a copy
         scales = {producer[name].input[1] for name in concat.input}
-        (quantize,) = [
-            node for node in graph.node if concat.output[0] in node.input
-        ]
         values = {
             float(numpy_helper.to_array(init))
             for init in graph.initializer
