@@ -1,4 +1,5 @@
-"""int8 (QDQ) quantization: every conv quantized, outputs follow fp32."""
+"""int8 (QDQ) quantization: every conv but the box prediction's quantized,
+outputs follow fp32."""
 
 import os.path as osp
 
@@ -19,6 +20,7 @@ from helpers import (
 )
 from mmdet_efficientdet.deploy.onnx_layout import ConvReLU6
 from mmdet_efficientdet.deploy.onnx_quantize import (
+    BOX_PREDICTION,
     FLATTEN_SCOPE,
     clip_relu6,
     quantize_int8,
@@ -184,11 +186,14 @@ def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
         and producer[conv.input[1]].op_type == 'DequantizeLinear'
     ]
     # the head's shared convs included (the quantizer skips or stops on
-    # weights that are not initializers of their own)
-    assert len(convs) > 150 and len(quantized) == len(convs)
-    # the flattening of the outputs stays uint8: each output's concat
-    # reads dequantized maps and is quantized itself (onnxruntime fuses
-    # it into one QLinearConcat)
+    # weights that are not initializers of their own); the box
+    # prediction's stay float: depthwise and pointwise half, 5 levels
+    box = [c.name for c in convs if c.name.startswith(BOX_PREDICTION)]
+    assert len(box) == 10 and not set(box) & {c.name for c in quantized}
+    assert len(convs) > 150 and len(quantized) == len(convs) - len(box)
+    # the flattening of the class scores stays uint8: its concat reads
+    # dequantized maps and is quantized itself (onnxruntime fuses it into
+    # one QLinearConcat); the boxes' is float from the prediction on
     users = {}
     for node in graph.node:
         for name in node.input:
@@ -201,21 +206,24 @@ def test_int8_quantizes_every_conv_and_follows_fp32(tmp_path):
         and onnx.helper.get_node_attr_value(node, 'axis') == 1
     ]
     assert len(concats) == 2
-    for concat in concats:
-        assert all(
-            producer[name].op_type == 'DequantizeLinear'
-            for name in concat.input
-        ), concat.name
-        (quantize,) = users[concat.output[0]]
-        assert quantize.op_type == 'QuantizeLinear', concat.name
-        # at the concat's own scale, which makes it a copy
-        scales = {producer[name].input[1] for name in concat.input}
-        values = {
-            float(numpy_helper.to_array(init))
-            for init in graph.initializer
-            if init.name in scales | {quantize.input[1]}
-        }
-        assert len(values) == 1, concat.name
+    scores, boxes = sorted(
+        concats, key=lambda c: producer[c.input[0]].op_type == 'Reshape'
+    )
+    assert all(producer[n].op_type == 'Reshape' for n in boxes.input)
+    assert [u.op_type for u in users[boxes.output[0]]] != ['QuantizeLinear']
+    assert all(
+        producer[name].op_type == 'DequantizeLinear' for name in scores.input
+    )
+    (quantize,) = users[scores.output[0]]
+    assert quantize.op_type == 'QuantizeLinear'
+    # at the concat's own scale, which makes it a copy
+    scales = {producer[name].input[1] for name in scores.input}
+    values = {
+        float(numpy_helper.to_array(init))
+        for init in graph.initializer
+        if init.name in scales | {quantize.input[1]}
+    }
+    assert len(values) == 1
     assert osp.getsize(int8) < 0.45 * osp.getsize(fp32)
 
     runner = load_runner()
