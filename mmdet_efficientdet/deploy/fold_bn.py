@@ -12,7 +12,7 @@ Two places hold such pairs:
 - every mmcv ``ConvModule`` whose ``order`` runs its conv straight into its
   norm (backbone, BiFPN, resampling);
 - the :class:`~mmdet_efficientdet.models.EfficientDetHead` towers, whose
-  separable convs are shared by all levels while each level has its own
+  convs are shared by all levels while each level has its own
   norm: folding gives every level its own copy of the conv, and the head
   becomes a :class:`FoldedEfficientDetHead`, which runs them.
 """
@@ -111,7 +111,7 @@ def _fold_head(head: EfficientDetHead) -> int:
             per_level = nn.ModuleList()
             for bn in level_norms:
                 conv = copy.deepcopy(convs[i])
-                fold_bn_into_conv(conv.pointwise_conv.conv, bn)
+                fold_bn_into_conv(head.output_conv(conv), bn)
                 per_level.append(conv)
             convs[i] = per_level
             tower_norms[i] = nn.ModuleList(nn.Identity() for _ in level_norms)

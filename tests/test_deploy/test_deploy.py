@@ -79,10 +79,15 @@ class WiderHead(EfficientDetHead):
         return [2 * c for c in cls_scores], bbox_preds
 
 
-@pytest.mark.parametrize('head_type', [EfficientDetHead, WiderHead])
-def test_fold_head_gives_each_level_its_conv(head_type):
+@pytest.mark.parametrize(
+    'head_type, use_depthwise',
+    [(EfficientDetHead, True), (WiderHead, True), (EfficientDetHead, False)],
+)
+def test_fold_head_gives_each_level_its_conv(head_type, use_depthwise):
     torch.manual_seed(0)
-    head = head_type(3, 8, feat_channels=8, stacked_convs=2).eval()
+    head = head_type(
+        3, 8, feat_channels=8, stacked_convs=2, use_depthwise=use_depthwise
+    ).eval()
     randomise_bn(head)
     feats = [torch.randn(1, 8, s, s) for s in (8, 4, 2, 1, 1)]
     with torch.no_grad():

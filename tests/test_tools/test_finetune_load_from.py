@@ -114,3 +114,32 @@ def test_effdet_scheme_names_an_unknown_file(tiny_config, tmp_path):
     torch.save({'a': torch.zeros(1)}, path)
     with pytest.raises(ValueError, match='cannot tell the effdet variant'):
         loaded_runner(tiny_config, f'effdet://{path}', tmp_path)
+
+
+def test_separable_head_into_full_conv_head(converted, tiny_config, tmp_path):
+    """configs/finetune/'s head (use_depthwise=False) shares no tensor with
+    EfficientDet's: the rest of the detector loads, the head keeps its
+    initialisation, and one log line says why and how to load it."""
+    config = tmp_path / 'full_head.py'
+    config.write_text(
+        f"_base_ = '{tiny_config}'\n"
+        'model = dict(bbox_head=dict(use_depthwise=False))\n'
+    )
+    runner = loaded_runner(str(config), converted, tmp_path)
+    try:
+        ours = runner.model.state_dict()
+        theirs = torch.load(converted, map_location='cpu')['state_dict']
+        body = {k for k in theirs if not k.startswith('bbox_head.')}
+        assert body < set(ours)
+        for key in body:
+            assert torch.equal(ours[key], theirs[key]), key
+        towers = [k for k in ours if k.startswith('bbox_head.cls_convs.')]
+        assert towers and all(k not in theirs for k in towers)
+        (line,) = [
+            x
+            for x in log_text(tmp_path).splitlines()
+            if "the checkpoint's bbox_head is EfficientDet's" in x
+        ]
+        assert 'model.bbox_head.use_depthwise=True' in line
+    finally:
+        MMLogger._instance_dict.pop(runner.logger.instance_name, None)

@@ -8,6 +8,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+# a tensor only EfficientDet's separable head has
+SEPARABLE_HEAD_KEY = 'bbox_head.conv_cls.pointwise_conv.conv.weight'
+
 
 @HOOKS.register_module()
 class SkipMismatchedWeightsHook(Hook):
@@ -20,8 +23,11 @@ class SkipMismatchedWeightsHook(Hook):
     after EMAHook has already copied the checkpoint into its average. This
     hook runs first (``after_load_checkpoint``, priority ``VERY_HIGH``):
     it removes the mismatched tensors from the checkpoint - they keep the
-    model's initialisation - and logs which and why. Resuming is left
-    alone: a resumed run must fit its checkpoint exactly.
+    model's initialisation - and logs which and why. A checkpoint with
+    EfficientDet's separable head loaded into a head of full convs
+    (``use_depthwise=False``, as in ``configs/finetune/``) shares no head
+    tensor with it; the hook says so and how to load the head. Resuming is
+    left alone: a resumed run must fit its checkpoint exactly.
     """
 
     priority = 'VERY_HIGH'
@@ -35,7 +41,20 @@ class SkipMismatchedWeightsHook(Hook):
             else (runner.model)
         )
         state = checkpoint.get('state_dict', checkpoint)
-        skipped = mismatched(state, model.state_dict())
+        own = model.state_dict()
+        if SEPARABLE_HEAD_KEY in state and SEPARABLE_HEAD_KEY not in own:
+            print_log(
+                f"load_from: the checkpoint's bbox_head is EfficientDet's "
+                f"depthwise-separable one and the model's has full convs "
+                f'(bbox_head.use_depthwise=False): none of the '
+                f'{sum(k.startswith("bbox_head.") for k in state)} head '
+                f'tensors loads, the head keeps its initialisation and only '
+                f'the rest of the detector loads. To load the head too, set '
+                f'model.bbox_head.use_depthwise=True',
+                logger='current',
+                level=logging.WARNING,
+            )
+        skipped = mismatched(state, own)
         if not skipped:
             return
         for key, _, _ in skipped:

@@ -8,6 +8,7 @@ import torch.nn as nn
 from mmcv.cnn import (
     DepthwiseSeparableConvModule,
     build_activation_layer,
+    build_conv_layer,
     build_norm_layer,
 )
 from mmdet.models.utils import multi_apply
@@ -20,6 +21,10 @@ from torch import Tensor
 
 from ..layers import BN_TF, add_conv_bias, conv_cfg_for
 from .fast_anchor_head import FastAnchorHead, top_candidates
+
+# what an init_cfg's `layer` must name to reach the head's convs, whichever
+# the padding (mmengine matches a module's class and its direct bases only)
+CONV_LAYERS = ['Conv2d', 'Conv2dSame']
 
 # Official box loss: Huber(delta=0.1) summed over the 4 deltas of each
 # positive, over (positives + 1) * 4, weighted 50. mmdet's SmoothL1 with
@@ -34,11 +39,12 @@ SMOOTH_L1_WEIGHT = BOX_LOSS_WEIGHT * HUBER_DELTA / 4
 class EfficientDetHead(FastAnchorHead):
     """EfficientDet's class and box networks.
 
-    Each tower is ``stacked_convs`` depthwise-separable 3x3 convs whose
-    weights are shared by all levels, each followed by a norm that is *not*
-    shared (one per level per repeat) and the activation; the prediction is
-    one more separable conv. Everything else - anchors, targets, losses,
-    decoding - is :class:`~mmdet.models.dense_heads.AnchorHead`'s (through
+    Each tower is ``stacked_convs`` depthwise-separable 3x3 convs (full
+    3x3 convs with ``use_depthwise=False``) whose weights are shared by all
+    levels, each followed by a norm that is *not* shared (one per level per
+    repeat) and the activation; the prediction is one more such conv.
+    Everything else - anchors, targets, losses, decoding - is
+    :class:`~mmdet.models.dense_heads.AnchorHead`'s (through
     :class:`~.fast_anchor_head.FastAnchorHead`: the same results, faster on
     the CPU), with the changes that make it the official algorithm:
 
@@ -69,7 +75,16 @@ class EfficientDetHead(FastAnchorHead):
         num_classes (int): Number of classes (no background).
         in_channels (int): Input width (the BiFPN's).
         feat_channels (int): Tower width. Defaults to 64.
-        stacked_convs (int): Separable convs per tower. Defaults to 3.
+        stacked_convs (int): Convs per tower. Defaults to 3.
+        use_depthwise (bool): Depthwise-separable convs, EfficientDet's.
+            Defaults to True. False puts full 3x3 convs in the towers and
+            the predictions, as RetinaNet's head has (about 9 times the
+            head's parameters and MACs; state-dict keys
+            ``{t}_convs.{r}.{weight,bias}`` and ``conv_{t}.{weight,bias}``,
+            so EfficientDet checkpoints no longer load into the head).
+            ``configs/finetune/`` uses it: a few hundred iterations from
+            ImageNet backbone weights fit boxes better with it
+            (``docs/own_data.md``).
         padding (str): ``'same'`` (TF SAME) or ``'symmetric'``.
         conv_bias (bool): Keep the tower convs' bias in front of the norm,
             as TF checkpoints do. Defaults to True.
@@ -80,6 +95,11 @@ class EfficientDetHead(FastAnchorHead):
         anchor_generator, bbox_coder, loss_cls, loss_bbox (dict): As in
             :class:`AnchorHead`; the defaults are the official ones.
         init_cfg (dict or list[dict], optional): Initialization config.
+            Defaults to TF's (variance scaling: normal, fan in, gain 1).
+            With ``padding='same'`` the convs are ``Conv2dSame``, which
+            mmengine's ``layer`` matching does not take for a ``Conv2d``
+            (it compares the class and its direct bases only): name both,
+            as ``CONV_LAYERS`` does.
 
     Example:
         >>> import torch
@@ -98,6 +118,7 @@ class EfficientDetHead(FastAnchorHead):
         in_channels: int,
         feat_channels: int = 64,
         stacked_convs: int = 3,
+        use_depthwise: bool = True,
         padding: str = 'same',
         conv_bias: bool = True,
         norm_cfg: ConfigType = BN_TF,
@@ -125,7 +146,7 @@ class EfficientDetHead(FastAnchorHead):
         ),
         init_cfg: OptMultiConfig = dict(
             type='Kaiming',
-            layer='Conv2d',
+            layer=CONV_LAYERS,
             mode='fan_in',
             nonlinearity='linear',
             distribution='normal',
@@ -139,6 +160,7 @@ class EfficientDetHead(FastAnchorHead):
         if not 0 < prior_prob < 1:
             raise ValueError(f'prior_prob must be in (0, 1), got {prior_prob}')
         self.stacked_convs = stacked_convs
+        self.use_depthwise = use_depthwise
         self.conv_cfg = conv_cfg_for(padding)
         self.conv_bias = conv_bias
         self.norm_cfg = norm_cfg
@@ -156,9 +178,16 @@ class EfficientDetHead(FastAnchorHead):
             **kwargs,
         )
 
-    def _separable_conv(
-        self, in_channels: int, out_channels: int, bias: bool
-    ) -> DepthwiseSeparableConvModule:
+    def _conv(self, in_channels: int, out_channels: int, bias: bool):
+        if not self.use_depthwise:
+            return build_conv_layer(
+                self.conv_cfg,
+                in_channels,
+                out_channels,
+                3,
+                padding=1,
+                bias=bias,
+            )
         # TF: no bias on the depthwise half; mmcv's module shares one `bias`
         # argument between both halves, so the pointwise bias is added after
         conv = DepthwiseSeparableConvModule(
@@ -180,9 +209,7 @@ class EfficientDetHead(FastAnchorHead):
         channels = self.in_channels
         for _ in range(self.stacked_convs):
             convs.append(
-                self._separable_conv(
-                    channels, self.feat_channels, self.conv_bias
-                )
+                self._conv(channels, self.feat_channels, self.conv_bias)
             )
             norms.append(
                 nn.ModuleList(
@@ -197,12 +224,12 @@ class EfficientDetHead(FastAnchorHead):
         self.cls_convs, self.cls_norms = self._tower()
         self.reg_convs, self.reg_norms = self._tower()
         self.act = build_activation_layer(self.act_cfg)
-        self.conv_cls = self._separable_conv(
+        self.conv_cls = self._conv(
             self.feat_channels,
             self.num_base_priors * self.cls_out_channels,
             True,
         )
-        self.conv_reg = self._separable_conv(
+        self.conv_reg = self._conv(
             self.feat_channels,
             self.num_base_priors * self.bbox_coder.encode_size,
             True,
@@ -215,9 +242,15 @@ class EfficientDetHead(FastAnchorHead):
             isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
         ):
             nn.init.constant_(
-                self.conv_cls.pointwise_conv.conv.bias,
+                self.output_conv(self.conv_cls).bias,
                 bias_init_with_prob(self.prior_prob),
             )
+
+    def output_conv(self, conv: nn.Module) -> nn.Conv2d:
+        """The convolution that writes the output of ``conv``, one of the
+        head's tower or prediction convs (its pointwise half when they are
+        separable)."""
+        return conv.pointwise_conv.conv if self.use_depthwise else conv
 
     def forward(self, x: Sequence[Tensor]) -> Tuple[List[Tensor], ...]:
         """Class scores and box deltas of every level, finest first."""

@@ -119,6 +119,69 @@ def test_state_dict_keys():
     assert head.conv_reg.pointwise_conv.conv.weight.shape == (36, 8, 1, 1)
 
 
+@pytest.mark.parametrize('padding', ['same', 'symmetric'])
+def test_default_init_reaches_every_conv(padding):
+    """TF's variance scaling (std 1 / sqrt(fan in)) whichever the padding:
+    with 'same' the convs are Conv2dSame, which an init_cfg naming only
+    Conv2d misses (PyTorch's default init, std 0.58 / sqrt(fan in))."""
+    torch.manual_seed(0)
+    head = build_head(3, 64, 2, padding=padding)
+    head.init_weights()
+    for conv in (*head.cls_convs, *head.reg_convs, head.conv_reg):
+        dw = conv.depthwise_conv.conv.weight  # fan in 9
+        pw = conv.pointwise_conv.conv.weight  # fan in 64
+        assert dw.std().item() == pytest.approx(1 / 3, rel=0.1)
+        assert pw.std().item() == pytest.approx(1 / 8, rel=0.1)
+
+
+def test_full_convs_option():
+    """use_depthwise=False: full 3x3 convs of RetinaHead's shape in the
+    towers and predictions, norms per level as before, prior bias on the
+    class prediction, and a loss that trains them."""
+    torch.manual_seed(0)
+    head = build_head(3, 8, 2, strides=[8, 16], use_depthwise=False)
+    head.init_weights()
+    tower = ['{t}_convs.{r}.weight', '{t}_convs.{r}.bias']
+    convs = [
+        k.format(t=t, r=r)
+        for t in ('cls', 'reg')
+        for r in range(2)
+        for k in tower
+    ]
+    convs += [
+        f'conv_{t}.{k}' for t in ('cls', 'reg') for k in ('weight', 'bias')
+    ]
+    keys = set(head.state_dict())
+    assert {k for k in keys if '_norms.' not in k} == set(convs)
+    assert len(keys) - len(convs) == 2 * 2 * 2 * 5  # towers, repeats, levels
+    assert head.conv_cls.weight.shape == (27, 8, 3, 3)
+    assert head.conv_reg.weight.shape == (36, 8, 3, 3)
+    # 3x3 x in x out + bias per conv; 2 norms x 2 levels x (weight, bias)
+    tower_params = 2 * (9 * 8 * 8 + 8) + 2 * 2 * 2 * 8
+    assert num_params(head, ('cls_', 'conv_cls')) == (
+        tower_params + 9 * 8 * 27 + 27
+    )
+    bias = head.conv_cls.bias
+    assert torch.allclose(bias, torch.full_like(bias, -math.log(99)))
+    assert head.output_conv(head.conv_cls) is head.conv_cls
+    feats = [torch.randn(2, 8, s, s) for s in (8, 4)]
+    cls_scores, bbox_preds = head(feats)
+    assert [tuple(c.shape) for c in cls_scores] == [
+        (2, 27, 8, 8),
+        (2, 27, 4, 4),
+    ]
+    gt = InstanceData(
+        bboxes=torch.tensor([[4.0, 4.0, 40.0, 36.0]]),
+        labels=torch.tensor([1]),
+    )
+    metas = [dict(img_shape=(64, 64), pad_shape=(64, 64))] * 2
+    losses = head.loss_by_feat(cls_scores, bbox_preds, [gt, gt], metas)
+    total = sum(sum(v) if isinstance(v, list) else v for v in losses.values())
+    total.backward()
+    assert head.cls_convs[0].weight.grad.abs().sum() > 0
+    assert head.conv_reg.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     'variant', ['tf_efficientdet_d0', 'tf_efficientdet_lite0']
 )
