@@ -25,6 +25,15 @@ from .fast_anchor_head import FastAnchorHead, top_candidates
 # what an init_cfg's `layer` must name to reach the head's convs, whichever
 # the padding (mmengine matches a module's class and its direct bases only)
 CONV_LAYERS = ['Conv2d', 'Conv2dSame']
+# TF's initialisation of the towers and predictions (variance scaling:
+# normal, fan in, gain 1)
+TF_INIT = dict(
+    type='Kaiming',
+    layer=CONV_LAYERS,
+    mode='fan_in',
+    nonlinearity='linear',
+    distribution='normal',
+)
 
 # Official box loss: Huber(delta=0.1) summed over the 4 deltas of each
 # positive, over (positives + 1) * 4, weighted 50. mmdet's SmoothL1 with
@@ -95,11 +104,17 @@ class EfficientDetHead(FastAnchorHead):
         anchor_generator, bbox_coder, loss_cls, loss_bbox (dict): As in
             :class:`AnchorHead`; the defaults are the official ones.
         init_cfg (dict or list[dict], optional): Initialization config.
-            Defaults to TF's (variance scaling: normal, fan in, gain 1).
-            With ``padding='same'`` the convs are ``Conv2dSame``, which
-            mmengine's ``layer`` matching does not take for a ``Conv2d``
-            (it compares the class and its direct bases only): name both,
-            as ``CONV_LAYERS`` does.
+            Defaults to None: mmcv's ``ConvModule`` init of the separable
+            convs (Kaiming normal, fan out, ReLU gain; PyTorch's default
+            for full convs), the class bias at ``prior_prob``. TF
+            initialises them with variance scaling (``TF_INIT``);
+            fine-tuning the quickstart for 12 epochs, one run each,
+            reached bbox mAP 0.733 with mmcv's
+            and 0.680 with TF's. An init_cfg's ``layer`` must name
+            ``Conv2dSame`` too (``CONV_LAYERS``): with ``padding='same'``
+            the convs are ``Conv2dSame``, and mmengine matches a module's
+            class and its direct bases only, so ``'Conv2d'`` alone misses
+            them.
 
     Example:
         >>> import torch
@@ -144,13 +159,7 @@ class EfficientDetHead(FastAnchorHead):
         loss_bbox: ConfigType = dict(
             type='SmoothL1Loss', beta=HUBER_DELTA, loss_weight=SMOOTH_L1_WEIGHT
         ),
-        init_cfg: OptMultiConfig = dict(
-            type='Kaiming',
-            layer=CONV_LAYERS,
-            mode='fan_in',
-            nonlinearity='linear',
-            distribution='normal',
-        ),
+        init_cfg: OptMultiConfig = None,
         **kwargs,
     ) -> None:
         if stacked_convs < 1:

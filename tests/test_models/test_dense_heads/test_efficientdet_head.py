@@ -14,6 +14,7 @@ from mmengine.structures import InstanceData
 
 from mmdet_efficientdet.convert import box_channel_order, head_keys_from_effdet
 from mmdet_efficientdet.models.dense_heads import EfficientDetHead
+from mmdet_efficientdet.models.dense_heads.efficientdet_head import TF_INIT
 from mmdet_efficientdet.models.task_modules import TF_ASPECTS
 
 TRAIN_CFG = ConfigDict(
@@ -120,18 +121,25 @@ def test_state_dict_keys():
 
 
 @pytest.mark.parametrize('padding', ['same', 'symmetric'])
-def test_default_init_reaches_every_conv(padding):
+def test_init_cfg_reaches_every_conv(padding):
     """TF's variance scaling (std 1 / sqrt(fan in)) whichever the padding:
     with 'same' the convs are Conv2dSame, which an init_cfg naming only
-    Conv2d misses (PyTorch's default init, std 0.58 / sqrt(fan in))."""
-    torch.manual_seed(0)
-    head = build_head(3, 64, 2, padding=padding)
-    head.init_weights()
-    for conv in (*head.cls_convs, *head.reg_convs, head.conv_reg):
-        dw = conv.depthwise_conv.conv.weight  # fan in 9
-        pw = conv.pointwise_conv.conv.weight  # fan in 64
-        assert dw.std().item() == pytest.approx(1 / 3, rel=0.1)
-        assert pw.std().item() == pytest.approx(1 / 8, rel=0.1)
+    Conv2d misses. The default is mmcv's ConvModule init (Kaiming normal,
+    fan out, gain sqrt(2))."""
+    for init_cfg in (TF_INIT, None):
+        torch.manual_seed(0)
+        head = build_head(3, 64, 2, padding=padding, init_cfg=init_cfg)
+        head.init_weights()
+        for conv in (*head.cls_convs, *head.reg_convs, head.conv_reg):
+            for half in (conv.depthwise_conv, conv.pointwise_conv):
+                weight = half.conv.weight
+                out, fan_in, kh, kw = weight.shape
+                expected = (
+                    (fan_in * kh * kw) ** -0.5
+                    if init_cfg
+                    else (2 / (out * kh * kw)) ** 0.5
+                )
+                assert weight.std().item() == pytest.approx(expected, rel=0.15)
 
 
 def test_full_convs_option():
