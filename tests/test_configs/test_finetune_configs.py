@@ -1,11 +1,13 @@
 """The fine-tuning family (configs/finetune/): every variant at its own
 input size and ImageNet weights, the official rate scaled to its batch,
-BiFPN and head batch norms at momentum 0.1, L1 box loss."""
+BiFPN and head batch norms at momentum 0.1, L1 box loss, a head of full
+convs."""
 
 import glob
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from helpers import REPO
@@ -58,5 +60,57 @@ def test_variant_size_weights_and_rate(path):
         type='L1Loss', loss_weight=5.0
     )
     assert cfg.model.bbox_head.num_classes == len(cfg.metainfo.classes)
+    # a head of full 3x3 convs, initialised as RetinaHead
+    assert cfg.model.bbox_head.use_depthwise is False
+    assert cfg.model.bbox_head.init_cfg == dict(
+        type='Normal', layer=['Conv2d', 'Conv2dSame'], std=0.01
+    )
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert {'NumClassCheckHook', 'CheckFiniteHook'} <= set(hooks)
+
+
+def test_full_conv_head_gets_its_init():
+    """The family's head init (normal, std 0.01) reaches every conv; they
+    are Conv2dSame, which a `layer='Conv2d'` init_cfg would miss."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    cfg = Config.fromfile(CONFIGS[0])
+    torch.manual_seed(0)
+    head = MODELS.build(cfg.model.bbox_head)
+    head.init_weights()
+    convs = [*head.cls_convs, *head.reg_convs, head.conv_cls, head.conv_reg]
+    for conv in convs:
+        assert conv.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert head.conv_reg.bias.abs().max() == 0
+
+
+def test_own_data_example_inherits_the_family(tmp_path):
+    """The config at the top of docs/own_data.md: the family's Lite0 at
+    320 px on the user's data, classes and head from the example."""
+    text = open(osp.join(REPO, 'docs', 'own_data.md')).read()
+    example = text.split('```python\n', 1)[1].split('```', 1)[0]
+    assert "_base_ = '../finetune/" in example
+    path = tmp_path / 'my_project' / 'efficientdet_lite0_1xb8-60e_mydata.py'
+    path.parent.mkdir()
+    path.write_text(
+        example.replace('../finetune/', REPO + '/configs/finetune/')
+    )
+    cfg = Config.fromfile(str(path))
+    assert cfg.model.bbox_head.num_classes == 2
+    assert cfg.model.bbox_head.use_depthwise is False
+    for loader, split in (
+        (cfg.train_dataloader, 'train'),
+        (cfg.val_dataloader, 'val'),
+    ):
+        dataset = loader.dataset
+        assert dataset.data_root == 'data/mydata/'
+        assert dataset.ann_file == f'annotations/{split}.json'
+        assert dataset.metainfo.classes == ('cat', 'dog')
+    train = cfg.train_dataloader.dataset.pipeline
+    assert [t['scale'] for t in train if t['type'] == 'RandomResize'] == [
+        (320, 320)
+    ]
+    assert cfg.train_dataloader.batch_size == 8
+    assert cfg.val_evaluator.ann_file == 'data/mydata/annotations/val.json'

@@ -1,11 +1,13 @@
 """ONNX export: onnxruntime computes what PyTorch computes (1e-4)."""
 
+import os.path as osp
+
 import onnx
 import pytest
 import torch
 from mmdet.apis import init_detector
 
-from helpers import coco_config, load_file, with_effdet_weights
+from helpers import REPO, coco_config, load_file, with_effdet_weights
 from mmdet_efficientdet.deploy import prepare_for_deploy
 from mmdet_efficientdet.deploy.onnx_export import (
     DetectorExport,
@@ -82,3 +84,31 @@ def test_tool_rejects_low_opset(tmp_path):
                 '11',
             ]
         )
+
+
+def test_full_conv_head_exports(tmp_path):
+    """The fine-tuning family's head of full convs (use_depthwise=False)
+    folds and exports like EfficientDet's: onnxruntime within 1e-4."""
+    torch.manual_seed(0)
+    config = osp.join(
+        REPO, 'configs/finetune/efficientdet_lite0_1xb8-60e_photo-objects.py'
+    )
+    model = init_detector(config, None, device='cpu')
+    head = model.bbox_head
+    assert head.use_depthwise is False
+    size = model.cfg.efficientdet['image_size']
+    shape = (1, 3, size, size)
+    prepare_for_deploy(model.eval(), shape)
+    wrapper = DetectorExport(model, shape).eval()
+    images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # outputs of a size at which 1e-4 means something
+        for conv, out in zip((head.conv_cls, head.conv_reg), wrapper(images)):
+            conv.weight.div_(out.std())
+            conv.bias.div_(out.std())
+    path = export_onnx(wrapper, str(tmp_path / 'full_head.onnx'))
+    diffs = compare_with_onnxruntime(wrapper, path, images)
+    assert max(diffs.values()) <= 1e-4, diffs
+    with torch.no_grad():
+        scores, deltas = wrapper(images)
+    assert float(scores.std()) > 0.5 and float(deltas.std()) > 0.5
+    assert scores.shape[-1] == 1
