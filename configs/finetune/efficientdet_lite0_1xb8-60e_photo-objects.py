@@ -16,8 +16,9 @@
 #   With separable convs the head fits boxes loosely in a few hundred
 #   iterations and mmdet's stock RetinaNet (baseline/) led this family by
 #   0.03-0.10 bbox mAP on three draws of the photo-objects set; with full
-#   convs the family gains 0.06 on each and matches RetinaNet on average
-#   (0.692 against 0.687). The whole detector then has 3.41 M parameters
+#   convs the family gains 0.06 on each and matches or beats RetinaNet
+#   (0.692 against 0.687 on first runs, against 0.661 over two runs of
+#   RetinaNet on two of the draws). The whole detector has 3.41 M parameters
 #   and 1.32 G MACs instead of 3.19 M and 0.86 G (Lite0; larger variants
 #   pay more, see docs/own_data.md), and EfficientDet's COCO head weights
 #   do not load into it: to start from them (load_from), set
