@@ -6,6 +6,12 @@ first in mmdet's anchor order (row, column, anchor):
 
 - raw: ``cls_logits`` ``(N, A, num_classes)`` and ``box_deltas``
   ``(N, A, 4)``;
+- with ``levels=True``: the head's own per-level maps, unflattened,
+  ``cls_logits_<l>`` ``(N, anchors * num_classes, H_l, W_l)`` for every
+  level ``l``, then ``box_deltas_<l>`` - what the network computes
+  (mmdet's ``_forward``, effdet's ``forward``), for runtimes that decode
+  per level; the flattening costs onnxruntime a copy of every output
+  (Lite0 on a CPU: 6%, ``docs/deployment.md``);
 - with ``decode=True``: ``scores`` (sigmoid of the logits) and ``boxes``
   ``(N, A, 4)``, ``x1, y1, x2, y2`` in input pixels, decoded by the head's
   own box coder against anchors computed once for the input size;
@@ -79,6 +85,8 @@ class DetectorExport(nn.Module):
         input_shape (Sequence[int]): ``(N, C, H, W)`` of the export.
         decode (bool): Output scores and decoded boxes instead of logits
             and deltas.
+        levels (bool): Output the per-level maps of logits and deltas
+            instead of their flattening (not with ``decode`` / ``nms``).
         nms (dict, optional): ``nms_pre``, ``score_thr``,
             ``iou_threshold`` and ``max_per_img``: output the final
             detections (see :func:`nms_settings`).
@@ -90,13 +98,21 @@ class DetectorExport(nn.Module):
         input_shape: Sequence[int],
         decode: bool = False,
         nms: Optional[dict] = None,
+        levels: bool = False,
     ) -> None:
         super().__init__()
+        if levels and (decode or nms is not None):
+            raise ValueError(
+                'levels=True outputs the raw per-level maps: it cannot be '
+                'combined with decode or nms'
+            )
         self.detector = detector
         self.nms = None if nms is None else dict(nms)
         self.decode = decode or self.nms is not None
+        self.levels = levels
         self.input_shape = tuple(input_shape)
         head = detector.bbox_head
+        self.num_levels = head.prior_generator.num_levels
         self.num_classes = head.cls_out_channels
         self.box_size = head.bbox_coder.encode_size
         self.flatten = LevelFlatten()
@@ -134,6 +150,12 @@ class DetectorExport(nn.Module):
             return ['dets', 'scores', 'labels', 'num_dets']
         if self.decode:
             return ['scores', 'boxes']
+        if self.levels:
+            return [
+                f'{name}_{level}'
+                for name in ('cls_logits', 'box_deltas')
+                for level in range(self.num_levels)
+            ]
         return ['cls_logits', 'box_deltas']
 
     def example_inputs(self, images: Tensor) -> Tuple[Tensor, ...]:
@@ -152,6 +174,8 @@ class DetectorExport(nn.Module):
     ) -> Tuple[Tensor, ...]:
         head = self.detector.bbox_head
         cls_maps, box_maps = head(self.detector.extract_feat(images))
+        if self.levels:
+            return (*cls_maps, *box_maps)
         logits = self.flatten(cls_maps, self.num_classes)
         deltas = self.flatten(box_maps, self.box_size)
         if self.nms is not None:

@@ -11,7 +11,8 @@ JSON values), so that :mod:`.ort_runner` needs only the ``.onnx``:
 - ``pad_size`` / ``pad_val``: the pipeline's ``Pad`` (pixels, before
   normalisation), ``pad_value``: the preprocessor's (after it);
 - ``mean``, ``std``, ``bgr_to_rgb``: the data preprocessor's;
-- ``outputs``: ``raw``, ``decoded`` or ``detections`` (NMS in the graph);
+- ``outputs``: ``raw``, ``levels`` (raw, per level), ``decoded`` or
+  ``detections`` (NMS in the graph);
 - ``nms_pre``, ``score_thr``, ``iou_threshold``, ``max_per_img``: the
   head's ``test_cfg``; ``classes``: the class names.
 """
@@ -54,7 +55,8 @@ def deploy_metadata(
     Args:
         cfg: The detector's config (mmengine ``Config``).
         input_shape (Sequence[int]): ``(N, C, H, W)`` of the export.
-        outputs (str): ``'raw'``, ``'decoded'`` or ``'detections'``.
+        outputs (str): ``'raw'``, ``'levels'``, ``'decoded'`` or
+            ``'detections'``.
         nms (dict): ``nms_pre``, ``score_thr``, ``iou_threshold``,
             ``max_per_img`` (:func:`~.onnx_export.nms_settings`).
         classes (Sequence[str], optional): Class names.

@@ -1,5 +1,6 @@
 """ONNX export: onnxruntime computes what PyTorch computes (1e-4)."""
 
+import copy
 import os.path as osp
 
 import onnx
@@ -112,3 +113,56 @@ def test_full_conv_head_exports(tmp_path):
         scores, deltas = wrapper(images)
     assert float(scores.std()) > 0.5 and float(deltas.std()) > 0.5
     assert scores.shape[-1] == 1
+
+
+def test_levels_are_the_heads_maps(tmp_path):
+    """levels=True: the head's per-level maps, unflattened; flattened they
+    are the raw export's outputs, and onnxruntime agrees within 1e-4."""
+    torch.manual_seed(0)
+    model = init_detector(coco_config('lite0'), None, device='cpu')
+    size = model.cfg.efficientdet['image_size']
+    with_effdet_weights(model, 'lite0', size)
+    shape = (1, 3, size, size)
+    prepare_for_deploy(model, shape)
+    raw = DetectorExport(copy.deepcopy(model), shape).eval()
+    wrapper = DetectorExport(model, shape, levels=True).eval()
+    assert wrapper.output_names == [
+        f'{name}_{level}'
+        for name in ('cls_logits', 'box_deltas')
+        for level in range(5)
+    ]
+    path = export_onnx(wrapper, str(tmp_path / 'levels.onnx'))
+    images = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    diffs = compare_with_onnxruntime(wrapper, path, images)
+    assert set(diffs) == set(wrapper.output_names)
+    assert max(diffs.values()) <= 1e-4, diffs
+    with torch.no_grad():
+        maps = wrapper(images)
+        logits, deltas = raw(images)
+    sizes = [-(-size // stride) for stride in (8, 16, 32, 64, 128)]
+    assert [tuple(m.shape) for m in maps] == [
+        (1, 9 * channels, s, s) for channels in (80, 4) for s in sizes
+    ]
+    assert float(maps[0].std()) > 0.5 and float(maps[5].std()) > 0.5
+    torch.testing.assert_close(raw.flatten(maps[:5], 80), logits)
+    torch.testing.assert_close(raw.flatten(maps[5:], 4), deltas)
+
+
+def test_levels_tool_writes_its_kind(tmp_path):
+    out = tmp_path / 'lite0.onnx'
+    code = load_file(TOOL).main(
+        [
+            coco_config('lite0'),
+            '--out',
+            str(out),
+            '--size',
+            '128',
+            '--deploy',
+            '--levels',
+        ]
+    )
+    assert code == 0
+    model = onnx.load(str(out))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta['outputs'] == '"levels"'
+    assert len(model.graph.output) == 10

@@ -116,3 +116,18 @@ def test_compare_pairs_tied_detections_in_either_order():
     assert pair(ref, moved, 1e-4, 1e-3) is None
     assert pair(ref, (boxes, ref[1] + 2e-4, ref[2]), 1e-4, 1e-3) is None
     assert pair(ref, (boxes[:2], ref[1][:2], ref[2][:2]), 1e-4, 1e-3) is None
+
+
+def test_levels_excludes_decoding():
+    from mmdet.apis import init_detector
+
+    from helpers import coco_config
+    from mmdet_efficientdet.deploy.onnx_export import DetectorExport
+
+    model = init_detector(coco_config('lite0'), None, device='cpu')
+    with pytest.raises(ValueError, match='levels=True'):
+        DetectorExport(model, (1, 3, 128, 128), decode=True, levels=True)
+    tool = load_file('tools/deploy/export_onnx.py')
+    config = coco_config('lite0')
+    with pytest.raises(SystemExit):
+        tool.parse_args([config, '--out', 'x.onnx', '--levels', '--nms'])

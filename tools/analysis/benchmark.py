@@ -43,10 +43,12 @@ only; compiling takes a minute or more on a CPU). ``--onnx`` (CPU, fp32)
 exports the deployed model to ONNX and adds onnxruntime at batch 1:
 ``ort-fp32`` and ``ort-int8`` (static QDQ quantization,
 ``mmdet_efficientdet.deploy.onnx_quantize``, calibrated on 8 synthetic
-images): the forward rows run the graph of the raw outputs, the predict
-rows the graph with NMS (``export_onnx.py --nms``), and an ``end to end``
-row times ``OrtDetector`` on a decoded 640x480 image - preprocessing,
-network, NMS and boxes in the image's coordinates. onnxruntime uses
+images): the forward rows run the graph of the per-level maps
+(``export_onnx.py --levels``), the function the other columns' forward
+computes, the predict rows the graph with NMS (``export_onnx.py --nms``),
+and an ``end to end`` row times ``OrtDetector`` on a decoded 640x480
+image - preprocessing, network, NMS and boxes in the image's
+coordinates. onnxruntime uses
 ``--threads`` threads (default: torch's count); its idle threads spin
 during a call only (``--ort-spinning in-run``, onnxruntime's
 ``session.force_spinning_stop``): within a call they wait as a deployed
@@ -249,7 +251,7 @@ def build_onnxruntime(
     spinning: str = 'in-run',
 ) -> Dict[str, Dict[str, Callable[[], object]]]:
     """onnxruntime fp32 and int8 of the deployed ``model`` at batch 1:
-    per column, ``forward`` (raw outputs), ``predict`` (NMS in the graph)
+    per column, ``forward`` (per-level maps), ``predict`` (NMS in the graph)
     and ``end to end`` (the runner on a decoded 640x480 image)."""
     import numpy as np
 
@@ -279,11 +281,12 @@ def build_onnxruntime(
     ]
     image = calib[0]  # 480 x 640
     detectors: Dict[tuple, OrtDetector] = {}
-    for outputs in ('raw', 'detections'):
+    for outputs in ('levels', 'detections'):
         wrapper = DetectorExport(
             copy.deepcopy(deployed),
             shape,
             nms=nms if outputs == 'detections' else None,
+            levels=outputs == 'levels',
         ).eval()
         meta = deploy_metadata(model.cfg, shape, outputs, nms)
         fp32 = export_onnx(
@@ -299,10 +302,10 @@ def build_onnxruntime(
     x = np.random.default_rng(1).standard_normal(shape, np.float32)
     fns = {}
     for kind in ('fp32', 'int8'):
-        raw = detectors[kind, 'raw'].session
+        maps = detectors[kind, 'levels'].session
         full = detectors[kind, 'detections']
         fns[f'ort-{kind}'] = {
-            'forward': lambda s=raw: s.run(None, {'images': x}),
+            'forward': lambda s=maps: s.run(None, {'images': x}),
             'predict': lambda d=full: d.run(x, (size, size), (1.0, 1.0)),
             'end to end': lambda d=full: d(image),
         }

@@ -1,14 +1,17 @@
 """Export a detector's network to ONNX and check it with onnxruntime.
 
     python tools/deploy/export_onnx.py CONFIG [CHECKPOINT] --out MODEL.onnx
-        [--size 512 | --shape H W] [--batch 1] [--decode | --nms]
+        [--size 512 | --shape H W] [--batch 1] [--decode | --nms | --levels]
         [--deploy] [--opset 17] [--no-check] [--atol 1e-4]
 
 The graph has one static input ``images`` ``(N, 3, H, W)`` (normalised as
 the config's data preprocessor does: mean / std, RGB) and two outputs, one
 row per anchor of every level (mmdet's anchor order): ``cls_logits``
 ``(N, A, classes)`` and ``box_deltas`` ``(N, A, 4)``, or with ``--decode``
-``scores`` (sigmoid) and ``boxes`` (``x1, y1, x2, y2`` in input pixels).
+``scores`` (sigmoid) and ``boxes`` (``x1, y1, x2, y2`` in input pixels),
+or with ``--levels`` the head's maps of every level unflattened,
+``cls_logits_<l>`` ``(N, anchors * classes, H_l, W_l)`` and
+``box_deltas_<l>``, for runtimes that decode level by level.
 With ``--nms`` the graph ends in the head's post-processing (ONNX
 ``NonMaxSuppression`` with the config's ``test_cfg``): inputs ``images``,
 ``img_shape`` and ``scale_factor`` ``(N, 2)``, outputs ``dets``
@@ -60,6 +63,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     post.add_argument(
         '--nms', action='store_true', help='output the final detections'
     )
+    post.add_argument(
+        '--levels',
+        action='store_true',
+        help='output the raw maps of every level, unflattened',
+    )
     parser.add_argument(
         '--deploy', action='store_true', help='fold BN, static padding'
     )
@@ -103,9 +111,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'deploy: {report}')
     nms = nms_settings(model.bbox_head.test_cfg, hard_only=args.nms)
     wrapper = DetectorExport(
-        model, shape, decode=args.decode, nms=nms if args.nms else None
+        model,
+        shape,
+        decode=args.decode,
+        nms=nms if args.nms else None,
+        levels=args.levels,
     ).eval()
-    outputs = 'detections' if args.nms else 'decoded' if args.decode else 'raw'
+    if args.nms:
+        outputs = 'detections'
+    elif args.decode:
+        outputs = 'decoded'
+    else:
+        outputs = 'levels' if args.levels else 'raw'
     classes = (model.dataset_meta or {}).get('classes')
     meta = deploy_metadata(model.cfg, shape, outputs, nms, classes)
     export_onnx(wrapper, args.out, args.opset, metadata=meta)
