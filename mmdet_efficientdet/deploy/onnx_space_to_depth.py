@@ -12,7 +12,7 @@ dh + bh`` (``p``: the conv's top padding, likewise for the width), and
 the taps the 3x3 kernel does not reach are zeros. The products and sums
 are those of the original (in int8, the same integers: the per-channel
 weight scales do not change). Lite0@320, int8: the stem 0.24 ms, the
-``SpaceToDepth`` (run in float before the input's quantization) 0.17-0.24
+``SpaceToDepth`` (run in float before the input's quantization) 0.18-0.24
 ms; in float onnxruntime's stem is faster as it is, so only
 :func:`~.onnx_quantize.quantize_int8` applies :func:`space_to_depth_stem`
 (measures in ``docs/deployment.md``).

@@ -236,10 +236,12 @@ def print_table(rows: List[Row], columns: List[str]) -> None:
             ours, theirs = row.values.get(column), row.values.get('effdet')
             if ours is None or theirs is None:
                 cells.append('-')
+            # three decimals: targets such as "<= 0.25 x effdet" are not
+            # decided by rounding
             elif row.unit == 'img/s':  # time ratio, lower is faster
-                cells.append(f'{theirs / ours:.2f}')
+                cells.append(f'{theirs / ours:.3f}')
             else:
-                cells.append(f'{ours / theirs:.2f}')
+                cells.append(f'{ours / theirs:.3f}')
         print('| ' + ' | '.join(cells) + ' |')
 
 
