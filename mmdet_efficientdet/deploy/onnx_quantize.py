@@ -19,9 +19,7 @@ squeeze-excitation gate over its map for onnxruntime's float layout
 costs more than the broadcast it replaced (D0: +13%), and
 :func:`broadcast_gates` puts the broadcast back; Lite's ReLU6 written as
 two 1x1 depthwise convs costs int8 more than the ``Clip`` it replaced
-(Lite0: +3%), and :func:`clip_relu6` puts the ``Clip`` back; the stem's
-conv on the image's 3 channels reads it through ``SpaceToDepth``
-(:func:`~.onnx_space_to_depth.space_to_depth_stem`; same products).
+(Lite0: +3%), and :func:`clip_relu6` puts the ``Clip`` back.
 :func:`quantize_int8` then
 calibrates activation ranges on images and writes a QDQ model, weights
 int8 per channel, activations uint8; the network and the flattening of
@@ -41,7 +39,6 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .onnx_resize import drop_unused
-from .onnx_space_to_depth import space_to_depth_stem
 
 # the nodes quantized in an export of DetectorExport: the network and the
 # flattening of its outputs (its ``flatten`` module: ``/flatten``,
@@ -363,7 +360,6 @@ def quantize_int8(
     untie_initializers(model)  # first: clip_relu6 reads initializers
     clip_relu6(model)
     broadcast_gates(model)
-    space_to_depth_stem(model)
     float_nodes = box_path(model.graph) | {
         node.name
         for node in model.graph.node
