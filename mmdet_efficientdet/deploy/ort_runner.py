@@ -71,8 +71,8 @@ class OrtDetector:
 
     Args:
         model (str): The ``.onnx`` written by ``export_onnx.py --nms`` (or
-            ``--decode``; an export of the raw outputs is only
-            preprocessed for).
+            ``--decode``; an export of raw outputs, flattened or per
+            level (``--levels``), is only preprocessed for).
         threads (int, optional): onnxruntime's intra-op threads (default:
             its own choice, one per core).
         providers (Sequence[str]): onnxruntime execution providers.
@@ -201,9 +201,10 @@ class OrtDetector:
             )
         if self.meta['outputs'] not in _OUTPUTS:
             raise ValueError(
-                f'the model outputs {self.meta["outputs"]} values; the '
-                f'runner needs detections (--nms) or decoded boxes '
-                f'(--decode)'
+                f'the model was exported with {self.meta["outputs"]!r} '
+                f'outputs (logits and deltas, not boxes); the runner '
+                f'needs an export with --nms (detections) or --decode '
+                f'(decoded boxes)'
             )
         feed = {self.input_names[0]: inputs.astype(np.float32, copy=False)}
         if self.meta['outputs'] == 'detections':

@@ -168,3 +168,37 @@ def test_runner_rejects_export_without_metadata(tmp_path):
     path = export_onnx(wrapper, str(tmp_path / 'plain.onnx'))
     with pytest.raises(ValueError, match='no deployment metadata'):
         load_runner().OrtDetector(path)
+
+
+@pytest.mark.parametrize('outputs', ['raw', 'levels'])
+def test_runner_refuses_undecoded_exports(tmp_path, outputs):
+    """An export of logits and deltas (raw or per level) is preprocessed
+    for, and running it says which export the runner needs."""
+    from mmengine.config import Config
+    from onnx import TensorProto, helper
+
+    from helpers import QUICKSTART
+    from mmdet_efficientdet.deploy.onnx_meta import deploy_metadata
+
+    shape = [1, 3, 32, 32]
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node('Relu', ['images'], ['cls_logits'])],
+        'stand-in',
+        [value('images', TensorProto.FLOAT, shape)],
+        [value('cls_logits', TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 17)]
+    )
+    nms = dict(nms_pre=10, score_thr=0.1, iou_threshold=0.5, max_per_img=5)
+    meta = deploy_metadata(Config.fromfile(QUICKSTART), shape, outputs, nms)
+    for key, text in meta.items():
+        model.metadata_props.add(key=key, value=text)
+    path = tmp_path / f'{outputs}.onnx'
+    path.write_bytes(model.SerializeToString())
+    detector = load_runner().OrtDetector(str(path))
+    inputs = detector.preprocess(smooth_image(40, 50, seed=0))
+    assert inputs[0].shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match=f"'{outputs}' outputs.*--nms"):
+        detector.run(*inputs)
