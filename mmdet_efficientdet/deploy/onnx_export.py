@@ -11,7 +11,7 @@ first in mmdet's anchor order (row, column, anchor):
   level ``l``, then ``box_deltas_<l>`` - what the network computes
   (mmdet's ``_forward``, effdet's ``forward``), for runtimes that decode
   per level; the flattening costs onnxruntime a copy of every output
-  (CPU, fp32: Lite0 5%, D0 7%, ``docs/deployment.md``);
+  (CPU, fp32: Lite0 and D0 5%, ``docs/deployment.md``);
 - with ``decode=True``: ``scores`` (sigmoid of the logits) and ``boxes``
   ``(N, A, 4)``, ``x1, y1, x2, y2`` in input pixels, decoded by the head's
   own box coder against anchors computed once for the input size;

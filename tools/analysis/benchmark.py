@@ -232,12 +232,12 @@ def print_table(rows: List[Row], columns: List[str]) -> None:
         for column in columns:
             value = row.values.get(column)
             cells.append('-' if value is None else f'{value:.1f}')
+        # three decimals: targets such as "<= 0.25 x effdet" are not
+        # decided by rounding
         for column in ratios:
             ours, theirs = row.values.get(column), row.values.get('effdet')
             if ours is None or theirs is None:
                 cells.append('-')
-            # three decimals: targets such as "<= 0.25 x effdet" are not
-            # decided by rounding
             elif row.unit == 'img/s':  # time ratio, lower is faster
                 cells.append(f'{theirs / ours:.3f}')
             else:
