@@ -120,7 +120,7 @@ def export_for_runner(
         decode=True,
         nms=nms if outputs == 'detections' else None,
     )
-    meta = deploy_metadata(model.cfg, shape, outputs, nms)
+    meta = deploy_metadata(model.cfg, shape, wrapper.kind, nms)
     return export_onnx(
         wrapper.eval(),
         str(tmp_path / f'{outputs}_{batch}.onnx'),

@@ -145,6 +145,17 @@ class DetectorExport(nn.Module):
         return ['images', 'img_shape', 'scale_factor']
 
     @property
+    def kind(self) -> str:
+        """What the graph outputs, as the file's metadata names it
+        (:func:`~.onnx_meta.deploy_metadata`): ``'detections'``,
+        ``'decoded'``, ``'levels'`` or ``'raw'``."""
+        if self.nms is not None:
+            return 'detections'
+        if self.decode:
+            return 'decoded'
+        return 'levels' if self.levels else 'raw'
+
+    @property
     def output_names(self) -> List[str]:
         if self.nms is not None:
             return ['dets', 'scores', 'labels', 'num_dets']

@@ -127,6 +127,15 @@ def test_levels_excludes_decoding():
     model = init_detector(coco_config('lite0'), None, device='cpu')
     with pytest.raises(ValueError, match='levels=True'):
         DetectorExport(model, (1, 3, 128, 128), decode=True, levels=True)
+    # the kind the metadata records follows the options
+    nms = dict(nms_pre=10, score_thr=0.1, iou_threshold=0.5, max_per_img=5)
+    for options, kind in [
+        ({}, 'raw'),
+        (dict(levels=True), 'levels'),
+        (dict(decode=True), 'decoded'),
+        (dict(nms=nms), 'detections'),
+    ]:
+        assert DetectorExport(model, (1, 3, 128, 128), **options).kind == kind
     tool = load_file('tools/deploy/export_onnx.py')
     config = coco_config('lite0')
     with pytest.raises(SystemExit):

@@ -290,7 +290,7 @@ def build_onnxruntime(
             nms=nms if outputs == 'detections' else None,
             levels=outputs == 'levels',
         ).eval()
-        meta = deploy_metadata(model.cfg, shape, outputs, nms)
+        meta = deploy_metadata(model.cfg, shape, wrapper.kind, nms)
         fp32 = export_onnx(
             wrapper, osp.join(folder, f'{outputs}.onnx'), metadata=meta
         )

@@ -117,14 +117,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         nms=nms if args.nms else None,
         levels=args.levels,
     ).eval()
-    if args.nms:
-        outputs = 'detections'
-    elif args.decode:
-        outputs = 'decoded'
-    else:
-        outputs = 'levels' if args.levels else 'raw'
     classes = (model.dataset_meta or {}).get('classes')
-    meta = deploy_metadata(model.cfg, shape, outputs, nms, classes)
+    meta = deploy_metadata(model.cfg, shape, wrapper.kind, nms, classes)
     export_onnx(wrapper, args.out, args.opset, metadata=meta)
     print(f'wrote {args.out}: input images {shape}, opset {args.opset}')
     if args.no_check:
