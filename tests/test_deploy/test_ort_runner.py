@@ -1,7 +1,9 @@
 """The onnxruntime runner and NMS in the graph give mmdet's predictions."""
 
+import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -170,10 +172,8 @@ def test_runner_rejects_export_without_metadata(tmp_path):
         load_runner().OrtDetector(path)
 
 
-@pytest.mark.parametrize('outputs', ['raw', 'levels'])
-def test_runner_refuses_undecoded_exports(tmp_path, outputs):
-    """An export of logits and deltas (raw or per level) is preprocessed
-    for, and running it says which export the runner needs."""
+def stand_in(tmp_path, outputs='detections', **meta_overrides) -> str:
+    """A one-node model with the quickstart's deployment metadata."""
     from mmengine.config import Config
     from onnx import TensorProto, helper
 
@@ -193,12 +193,84 @@ def test_runner_refuses_undecoded_exports(tmp_path, outputs):
     )
     nms = dict(nms_pre=10, score_thr=0.1, iou_threshold=0.5, max_per_img=5)
     meta = deploy_metadata(Config.fromfile(QUICKSTART), shape, outputs, nms)
+    meta.update({k: json.dumps(v) for k, v in meta_overrides.items()})
     for key, text in meta.items():
         model.metadata_props.add(key=key, value=text)
     path = tmp_path / f'{outputs}.onnx'
     path.write_bytes(model.SerializeToString())
-    detector = load_runner().OrtDetector(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize('outputs', ['raw', 'levels'])
+def test_runner_refuses_undecoded_exports(tmp_path, outputs):
+    """An export of logits and deltas (raw or per level) is preprocessed
+    for, and running it says which export the runner needs."""
+    detector = load_runner().OrtDetector(stand_in(tmp_path, outputs))
     inputs = detector.preprocess(smooth_image(40, 50, seed=0))
     assert inputs[0].shape == (1, 3, 32, 32)
     with pytest.raises(ValueError, match=f"'{outputs}' outputs.*--nms"):
         detector.run(*inputs)
+
+
+@pytest.mark.parametrize(
+    'meta',
+    [
+        {},
+        {'bgr_to_rgb': False},
+        {'keep_ratio': False},
+        {'pad_size': [30, 31], 'pad_val': 114.0, 'pad_value': -3.0},
+    ],
+)
+def test_preprocess_is_resize_normalise_pad(tmp_path, meta):
+    """The input is the config's steps written out plainly: resize,
+    channel order, (x - mean) / std, the pipeline's pad, the
+    preprocessor's pad."""
+    import cv2
+
+    detector = load_runner().OrtDetector(stand_in(tmp_path, **meta))
+    m = detector.meta
+    image = smooth_image(20, 50, seed=3)
+    inputs, img_shape, scale_factor = detector.preprocess(image)
+    h, w = (13, 32) if m['keep_ratio'] else (32, 32)
+    assert img_shape == (h, w)
+    assert scale_factor == (w / 50, h / 20)
+    pixels = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    if m['bgr_to_rgb']:
+        pixels = pixels[..., ::-1]
+    mean = np.asarray(m['mean'], np.float32)
+    std = np.asarray(m['std'], np.float32)
+    expected = np.full((32, 32, 3), m['pad_value'], np.float32)
+    pad_h, pad_w = m.get('pad_size') or (h, w)
+    expected[:pad_h, :pad_w] = (m['pad_val'] - mean) / std
+    expected[:h, :w] = (pixels.astype(np.float32) - mean) / std
+    assert inputs.dtype == np.float32 and inputs.flags.c_contiguous
+    np.testing.assert_array_equal(inputs[0], expected.transpose(2, 0, 1))
+
+
+def test_runner_warns_of_8bit_weights_without_vnni(tmp_path, monkeypatch):
+    runner = load_runner()
+    full = stand_in(tmp_path, weight_bits=8)
+    monkeypatch.setattr(runner, 'int8_saturates', lambda: True)
+    with pytest.warns(UserWarning, match='8-bit .* no VNNI'):
+        runner.OrtDetector(full)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        runner.OrtDetector(stand_in(tmp_path, 'decoded', weight_bits=7))
+        monkeypatch.setattr(runner, 'int8_saturates', lambda: False)
+        runner.OrtDetector(full)
+    assert not [w for w in caught if 'VNNI' in str(w.message)]
+
+
+def test_int8_saturates_reads_the_cpu_flags(tmp_path, monkeypatch):
+    runner = load_runner()
+    info = tmp_path / 'cpuinfo'
+    monkeypatch.setattr(runner.platform, 'machine', lambda: 'x86_64')
+    info.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n')
+    assert runner.int8_saturates(str(info))
+    for vnni in ('avx512_vnni', 'avx_vnni', 'amx_int8'):
+        info.write_text(f'flags\t: avx2 {vnni} fma\n')
+        assert not runner.int8_saturates(str(info))
+    assert not runner.int8_saturates(str(tmp_path / 'missing'))
+    monkeypatch.setattr(runner.platform, 'machine', lambda: 'aarch64')
+    info.write_text('flags\t: avx2\n')
+    assert not runner.int8_saturates(str(info))

@@ -3,14 +3,15 @@ gain: size, latency and, with ``--eval``, COCO mAP before and after.
 
     python tools/deploy/quantize_onnx.py CONFIG MODEL.onnx --out INT8.onnx
         [--calib 64] [--method percentile|minmax|entropy]
-        [--reduce-range] [--eval] [--threads 2] [--reps 30] [--limit N]
+        [--full-range] [--eval] [--threads 2] [--reps 30] [--limit N]
         [--cfg-options k=v ...]
 
 MODEL.onnx is an export of ``tools/deploy/export_onnx.py`` (``--deploy``
 recommended; ``--nms`` or ``--decode`` for the runner and ``--eval``).
 Activation ranges are calibrated on ``--calib`` images of the config's
 training set, spread evenly over it, preprocessed as at inference;
-weights are int8 per output channel, activations uint8, the
+weights are int8 per output channel (7-bit unless ``--full-range``: x86
+CPUs without VNNI saturate on 8-bit ones), activations uint8, the
 post-processing stays float (``mmdet_efficientdet.deploy.onnx_quantize``,
 which also unties the head's shared conv weights for the quantizer).
 Latency is onnxruntime's ``run`` at batch 1 (median of ``--reps``, float
@@ -46,11 +47,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['minmax', 'percentile', 'entropy'],
         default='percentile',
     )
-    parser.add_argument(
-        '--reduce-range',
-        action='store_true',
-        help='7-bit weights (x86 without VNNI: no u8 x s8 saturation)',
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
+        '--full-range',
+        dest='reduce_range',
+        action='store_false',
+        help='8-bit weights: only for CPUs with VNNI or ARM dot product; '
+        'x86 CPUs without VNNI saturate on them',
     )
+    weights.add_argument(
+        '--reduce-range',
+        dest='reduce_range',
+        action='store_true',
+        help='7-bit weights, runs accurately on any CPU (the default)',
+    )
+    parser.set_defaults(reduce_range=True)
     parser.add_argument('--eval', action='store_true', help='COCO mAP')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--reps', type=int, default=30)
