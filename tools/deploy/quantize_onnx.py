@@ -89,7 +89,9 @@ def latencies(models: dict, image: str, reps: int, threads: int) -> dict:
     """Median ms of one ``session.run`` per model, interleaved."""
     runs = {}
     for name, path in models.items():
-        detector = OrtDetector(path, threads)
+        # threads spin during a call only: spinning on after it (the
+        # default) would take the cores from the other model's call
+        detector = OrtDetector(path, threads, spinning='in-run')
         inputs = detector.preprocess(image)
         runs[name] = lambda d=detector, x=inputs: d.run(*x)
         runs[name]()
